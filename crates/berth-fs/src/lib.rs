@@ -1,0 +1,16 @@
+//! Filesystem primitives every store write goes through.
+//!
+//! Each error names the path it concerns, so a user sees *which* file failed, and
+//! every write that others may observe lands with temp file + fsync + rename: a
+//! process killed at any instant leaves either the old content or the new, never a
+//! torn file.
+
+mod atomic;
+mod error;
+mod hash;
+mod lock;
+
+pub use atomic::{fsync_dir, write_atomic, AtomicFile};
+pub use error::{Error, Result, ResultExt};
+pub use hash::{sha256_hex_of_file, HashingReader, HashingWriter};
+pub use lock::FileLock;

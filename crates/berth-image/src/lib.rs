@@ -1,0 +1,16 @@
+//! Image contents on disk and in archives: layer tars in and out of directory
+//! trees (with overlayfs whiteouts), compression, and the docker-archive and OCI
+//! image layout formats `save`/`load` speak.
+
+pub mod archive;
+pub mod changes;
+mod compression;
+mod error;
+pub mod manifest;
+mod stage;
+mod unpack;
+
+pub use compression::{decompress, Compression};
+pub use error::{Error, Result};
+pub use stage::{stage_layer, StagedLayer};
+pub use unpack::{unpack_layer, LayerStats};

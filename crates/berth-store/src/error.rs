@@ -1,0 +1,31 @@
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Fs(#[from] berth_fs::Error),
+    #[error("metadata database: {0}; run `berth system check` to inspect the store")]
+    Db(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Image(#[from] berth_image::Error),
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    #[error("conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories")]
+    MultipleRepositories { short: String },
+    #[error("image ID prefix {0:?} is ambiguous; give more characters")]
+    AmbiguousId(String),
+    #[error("invalid image config: {0}")]
+    BadConfig(String),
+    #[error(
+        "image config lists {expected} layers but {actual} were given; the archive is corrupt"
+    )]
+    LayerCount { expected: usize, actual: usize },
+    #[error("the store at {path} was written by a newer berth (schema {found}, this berth knows up to {known}); upgrade berth")]
+    NewerSchema {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("store corrupt: {0}; run `berth system check`")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,75 @@
+//! The data root: everything berth knows lives here, and nothing else.
+//!
+//! ```text
+//! <root>/
+//!   berth.db                 SQLite (WAL): images, layers, tags, repo digests
+//!   lock                     flock taken while the set of live objects changes
+//!   oci-layout, index.json   the root is an OCI image layout of the tagged images
+//!   blobs/sha256/<hex>       configs, manifests, uncompressed layer tars (by diff ID)
+//!   layers/<chain hex>/diff  unpacked layers, overlayfs lower-layer form
+//!   tmp/<pid>.<rand>/        staging of an operation in flight; garbage once its
+//!                            process is gone
+//! ```
+//!
+//! Crash safety comes from ordering: content is staged in `tmp/`, moved into
+//! place by rename under the lock, and only then made reachable by one SQLite
+//! transaction. A crash before the commit leaves unreferenced files that
+//! [`Store::gc`] removes; a crash after leaves a complete image.
+
+mod check;
+mod db;
+mod error;
+mod export;
+mod gc;
+mod images;
+mod layout;
+mod oci_index;
+mod staging;
+
+pub use error::{Error, Result};
+pub use gc::GcReport;
+pub use images::{CommitOutcome, ImageRecord, LayerRecord, NewImage, RemoveEvent};
+pub use layout::{default_root, Layout};
+pub use staging::Staging;
+
+use std::path::{Path, PathBuf};
+
+use berth_fs::FileLock;
+
+/// An open data root.
+pub struct Store {
+    layout: Layout,
+    db: rusqlite::Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the data root at `root`.
+    pub fn open(root: &Path) -> Result<Self> {
+        let layout = Layout::create(root)?;
+        let db = db::open(&layout.db())?;
+        Ok(Self { layout, db })
+    }
+
+    pub fn root(&self) -> &Path {
+        self.layout.root()
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// A fresh staging directory under `tmp/`, removed when dropped.
+    pub fn stage(&self) -> Result<Staging> {
+        Staging::new(&self.layout.tmp())
+    }
+
+    /// Serializes changes to the set of live objects (commits and garbage
+    /// collection) across processes.
+    fn lock(&self) -> Result<FileLock> {
+        Ok(FileLock::exclusive(&self.layout.lock())?)
+    }
+
+    pub fn blob_path(&self, digest: &berth_oci::Digest) -> PathBuf {
+        self.layout.blob(digest)
+    }
+}
