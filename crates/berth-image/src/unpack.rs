@@ -86,10 +86,12 @@ pub fn unpack_layer<R: Read>(input: R, dest: &Path, what: &str) -> Result<LayerS
 
         let header = entry.header().clone();
         let kind = header.entry_type();
-        let mode = header.mode().map_err(bad)? & 0o7777;
-        let uid = header.uid().map_err(bad)? as u32;
-        let gid = header.gid().map_err(bad)? as u32;
-        let mtime = header.mtime().map_err(bad)? as i64;
+        let old = header.as_old();
+        let mode =
+            blank_is_zero(header.mode().map(u64::from), &old.mode).map_err(bad)? as u32 & 0o7777;
+        let uid = blank_is_zero(header.uid(), &old.uid).map_err(bad)? as u32;
+        let gid = blank_is_zero(header.gid(), &old.gid).map_err(bad)? as u32;
+        let mtime = blank_is_zero(header.mtime(), &old.mtime).map_err(bad)? as i64;
 
         // An existing non-directory (or a directory replaced by a non-directory)
         // is overwritten, as a later layer entry replaces an earlier one.
@@ -191,6 +193,15 @@ pub fn unpack_layer<R: Read>(input: R, dest: &Path, what: &str) -> Result<LayerS
         set_mtime(dir, *mtime)?;
     }
     Ok(stats)
+}
+
+/// Go's archive/tar (and so Docker) reads an empty numeric header field as 0;
+/// some tar writers leave uid, gid or mtime blank.
+fn blank_is_zero(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
+    match parsed {
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        other => other,
+    }
 }
 
 /// Turns a tar entry path into a relative path with no `..` and no root, or

@@ -1,1 +1,373 @@
+#![allow(clippy::print_stderr)] // a test harness reports skips on stderr
 
+//! Test harness for end-to-end tests: a temporary data root, the real `berth`
+//! binary, and a busybox base image built from Debian's busybox-static.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// Where Debian's busybox-static installs the binary.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// A temporary data root and working directory, removed when dropped.
+pub struct TestContext {
+    bin: PathBuf,
+    root: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+/// What a finished command printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Self {
+        Self {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with the whole output unless the command succeeded.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(self.status, 0, "command failed:\n{self}");
+        self
+    }
+
+    /// Panics unless the command failed with `status`.
+    #[track_caller]
+    pub fn fails(self, status: i32) -> Self {
+        assert_eq!(self.status, status, "unexpected exit status:\n{self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+impl TestContext {
+    /// `bin` is the binary under test: `env!("CARGO_BIN_EXE_berth")`.
+    pub fn new(bin: &str) -> Self {
+        Self {
+            bin: PathBuf::from(bin),
+            root: tempfile::Builder::new()
+                .prefix("berth-root-")
+                .tempdir()
+                .expect("temp root"),
+            work: tempfile::Builder::new()
+                .prefix("berth-work-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// A scratch directory for the test's own files; commands run in it.
+    pub fn work(&self) -> &Path {
+        self.work.path()
+    }
+
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// `berth --root <root> ARGS` as a command to adjust before running.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = Command::new(&self.bin);
+        c.arg("--root")
+            .arg(self.root())
+            .args(args)
+            .current_dir(self.work());
+        c.env_remove("BERTH_ROOT");
+        c.stdin(Stdio::null());
+        c
+    }
+
+    pub fn run<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Run::from(self.command(args).output().expect("run berth"))
+    }
+
+    /// Runs with `input` on standard input.
+    pub fn run_with_stdin<I, S>(&self, args: I, input: &[u8]) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn berth");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let data = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+        let out = child.wait_with_output().expect("wait berth");
+        writer.join().expect("stdin writer");
+        Run::from(out)
+    }
+
+    /// Imports the busybox root filesystem as `name`; returns the image ID.
+    pub fn import_busybox(&self, name: &str) -> String {
+        let tar = busybox_rootfs_tar();
+        let run = self
+            .run(["import".as_ref(), tar.as_os_str(), name.as_ref()])
+            .ok();
+        run.stdout.trim().to_string()
+    }
+
+    /// Imports [`fixture_rootfs_tar`] as `name` with a fixed creation time, so
+    /// the image ID is the same on every run; returns it.
+    pub fn import_fixture(&self, name: &str) -> String {
+        let run = Run::from(
+            self.command([
+                "import".as_ref(),
+                fixture_rootfs_tar().as_os_str(),
+                name.as_ref(),
+            ])
+            .env("SOURCE_DATE_EPOCH", FIXTURE_EPOCH.to_string())
+            .output()
+            .expect("run berth"),
+        )
+        .ok();
+        run.stdout.trim().to_string()
+    }
+
+    /// Filters for snapshots: volatile IDs, digests, times and paths become
+    /// placeholders.
+    pub fn filters(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                regex_escape(&self.root().display().to_string()),
+                "[ROOT]".into(),
+            ),
+            (
+                regex_escape(&self.work().display().to_string()),
+                "[WORK]".into(),
+            ),
+            (
+                r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z".into(),
+                "[TIME]".into(),
+            ),
+            (
+                r"(Less than a second|\d+ seconds|About a minute|\d+ minutes) ago".into(),
+                "[SINCE]".into(),
+            ),
+            (r"\b\d years ago".into(), "N years ago".into()),
+        ]
+    }
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if "\\.+*?()|[]{}^$".contains(c) {
+                vec!['\\', c]
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+/// A tar of a minimal busybox root filesystem: /bin/busybox with its applet
+/// links, /etc/passwd and /etc/group with root and nobody, /tmp. Made once per
+/// test process.
+pub fn busybox_rootfs_tar() -> &'static Path {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-busybox-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        let path = dir.join("busybox-rootfs.tar");
+        write_busybox_rootfs(&path);
+        path
+    })
+}
+
+/// Writes the busybox root filesystem tar to `path`.
+pub fn write_busybox_rootfs(path: &Path) {
+    assert!(
+        Path::new(BUSYBOX).is_file(),
+        "{BUSYBOX} is missing: install Debian's busybox-static (apt-get install busybox-static)"
+    );
+    let applets = Command::new(BUSYBOX)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    let applets = String::from_utf8(applets.stdout).expect("utf8 applet list");
+    let file = fs::File::create(path).expect("create rootfs tar");
+    let mut b = tar::Builder::new(file);
+    let dir = |b: &mut tar::Builder<fs::File>, p: &str, mode: u32| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(mode);
+        h.set_size(0);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, p, std::io::empty())
+            .expect("dir entry");
+    };
+    let file_entry = |b: &mut tar::Builder<fs::File>, p: &str, mode: u32, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, p, data).expect("file entry");
+    };
+    dir(&mut b, "bin/", 0o755);
+    dir(&mut b, "etc/", 0o755);
+    dir(&mut b, "root/", 0o700);
+    dir(&mut b, "tmp/", 0o1777);
+    let busybox = fs::read(BUSYBOX).expect("read busybox");
+    file_entry(&mut b, "bin/busybox", 0o755, &busybox);
+    for applet in applets.split_whitespace().filter(|a| *a != "busybox") {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .expect("applet link");
+    }
+    file_entry(
+        &mut b,
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    );
+    file_entry(&mut b, "etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n");
+    b.into_inner().expect("finish rootfs tar");
+}
+
+/// The creation time of fixture images: 2023-11-14T22:13:20Z.
+pub const FIXTURE_EPOCH: i64 = 1_700_000_000;
+
+/// A small root filesystem whose every byte is fixed, for snapshot tests whose
+/// sizes and IDs must not change: 2 directories, 3 files (1500 bytes) and a
+/// symlink.
+pub fn fixture_rootfs_tar() -> &'static Path {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-fixture-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        let path = dir.join("fixture-rootfs.tar");
+        let mut b = tar::Builder::new(fs::File::create(&path).expect("create fixture"));
+        let mut add = |p: &str, kind: tar::EntryType, data: &[u8], link: Option<&str>| {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(kind);
+            h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+            h.set_size(data.len() as u64);
+            h.set_mtime(1_700_000_000);
+            h.set_uid(0);
+            h.set_gid(0);
+            match link {
+                Some(l) => b.append_link(&mut h, p, l).expect("link"),
+                None => b.append_data(&mut h, p, data).expect("entry"),
+            }
+        };
+        add("etc/", tar::EntryType::Directory, b"", None);
+        add(
+            "etc/passwd",
+            tar::EntryType::Regular,
+            b"root:x:0:0:root:/root:/bin/sh\n",
+            None,
+        );
+        add("app/", tar::EntryType::Directory, b"", None);
+        add("app/data.bin", tar::EntryType::Regular, &[7u8; 1000], None);
+        add(
+            "app/readme.txt",
+            tar::EntryType::Regular,
+            &[b'x'; 470],
+            None,
+        );
+        add(
+            "app/current",
+            tar::EntryType::Symlink,
+            b"",
+            Some("data.bin"),
+        );
+        b.into_inner().expect("finish fixture");
+        path
+    })
+}
+
+/// Whether an external tool is on PATH. In CI a missing tool is an error (its
+/// install step is missing); elsewhere the caller skips.
+pub fn require_tool(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found && std::env::var_os("CI").is_some() {
+        panic!("{tool} is not installed; CI must install it");
+    }
+    if !found {
+        eprintln!("skipping: {tool} is not installed");
+    }
+    found
+}
+
+/// Runs an external command, panicking with its output on failure.
+#[track_caller]
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .expect("run sh");
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Parses JSON output, panicking with the text on failure.
+#[track_caller]
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}

@@ -48,7 +48,7 @@ pub fn run(ctx: &Context, a: ImportArgs) -> Result<(), CliError> {
     let mut store = ctx.store()?;
     let staging = store.stage()?;
     let layer = stage_layer(input, &staging.subdir("layer")?, &a.source)?;
-    let now = rfc3339_nano(chrono::Utc::now());
+    let now = rfc3339_nano(creation_time()?);
     let comment = a
         .message
         .clone()
@@ -78,6 +78,23 @@ pub fn run(ctx: &Context, a: ImportArgs) -> Result<(), CliError> {
     })?;
     writeln!(output::stdout(), "{}", outcome.id)?;
     Ok(())
+}
+
+/// Now, or `SOURCE_DATE_EPOCH` when set, so that importing the same tarball
+/// with the same options gives the same image ID (reproducible builds).
+pub fn creation_time() -> Result<chrono::DateTime<chrono::Utc>, CliError> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => v
+            .parse::<i64>()
+            .ok()
+            .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+            .ok_or_else(|| {
+                CliError::usage(format!(
+                    "SOURCE_DATE_EPOCH={v:?} is not a number of seconds since 1970; unset it or fix it"
+                ))
+            }),
+        _ => Ok(chrono::Utc::now()),
+    }
 }
 
 /// `--platform os/arch[/variant]`; berth runs Linux images only.

@@ -81,6 +81,19 @@ pub fn since(unix: i64) -> String {
     format!("{} ago", human_duration(now - unix))
 }
 
+const BINARY_UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+
+/// go-units `BytesSize`: base 1024, as `docker info` prints memory.
+pub fn human_size_binary(size: u64) -> String {
+    let mut s = size as f64;
+    let mut i = 0;
+    while s >= 1024.0 && i < BINARY_UNITS.len() - 1 {
+        s /= 1024.0;
+        i += 1;
+    }
+    format!("{}{}", go_g(s, 4), BINARY_UNITS[i])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,17 +125,4 @@ mod tests {
         assert_eq!(human_duration(400 * 86400), "13 months");
         assert_eq!(human_duration(800 * 86400), "2 years");
     }
-}
-
-const BINARY_UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
-
-/// go-units `BytesSize`: base 1024, as `docker info` prints memory.
-pub fn human_size_binary(size: u64) -> String {
-    let mut s = size as f64;
-    let mut i = 0;
-    while s >= 1024.0 && i < BINARY_UNITS.len() - 1 {
-        s /= 1024.0;
-        i += 1;
-    }
-    format!("{}{}", go_g(s, 4), BINARY_UNITS[i])
 }

@@ -1,0 +1,35 @@
+# Shared by the scripts: installs Debian packages that are missing.
+# shellcheck shell=bash
+
+# ensure_packages PKG...: apt-get install the packages not yet installed.
+ensure_packages() {
+    local missing=()
+    local p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing: ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# make_busybox_rootfs DIR TAR: a minimal root filesystem from Debian's
+# busybox-static (the binary, its applet links, /etc/passwd and /etc/group).
+make_busybox_rootfs() {
+    local dir=$1 tar=$2
+    rm -rf "$dir"
+    mkdir -p "$dir/bin" "$dir/etc" "$dir/root" "$dir/tmp"
+    chmod 1777 "$dir/tmp"
+    chmod 700 "$dir/root"
+    cp /bin/busybox "$dir/bin/busybox"
+    local applet
+    for applet in $("$dir/bin/busybox" --list); do
+        [ "$applet" = busybox ] || ln -sf busybox "$dir/bin/$applet"
+    done
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$dir/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$dir/etc/group"
+    tar --numeric-owner --owner=0 --group=0 -C "$dir" -cf "$tar" .
+}
