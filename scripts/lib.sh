@@ -33,3 +33,29 @@ make_busybox_rootfs() {
     printf 'root:x:0:\nnogroup:x:65534:\n' >"$dir/etc/group"
     tar --numeric-owner --owner=0 --group=0 -C "$dir" -cf "$tar" .
 }
+
+# start_private_dockerd DIR: a Docker engine of our own for interoperability
+# tests, on a private socket with no networking of its own (no bridge, no
+# iptables), stopped when the calling script exits. Exports DOCKER_HOST when the
+# engine answers; otherwise warns and leaves the Docker tests to skip.
+start_private_dockerd() {
+    local dir=$1
+    command -v dockerd >/dev/null 2>&1 || { echo "dockerd not installed; Docker interop tests will skip" >&2; return 0; }
+    mkdir -p "$dir"
+    local sock="$dir/docker.sock"
+    dockerd --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" \
+        --host "unix://$sock" --bridge=none --iptables=false --ip-masq=false \
+        >"$dir/dockerd.log" 2>&1 &
+    local pid=$!
+    trap "kill $pid 2>/dev/null; wait $pid 2>/dev/null || true" EXIT
+    local i
+    for i in $(seq 1 60); do
+        if DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1; then
+            export DOCKER_HOST="unix://$sock"
+            return 0
+        fi
+        sleep 1
+    done
+    echo "dockerd did not start (see $dir/dockerd.log); Docker interop tests will skip" >&2
+    tail -5 "$dir/dockerd.log" >&2 || true
+}

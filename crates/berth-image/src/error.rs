@@ -18,13 +18,6 @@ pub enum Error {
     UnsafePath { path: PathBuf, why: &'static str },
     #[error("invalid archive: {0}")]
     InvalidArchive(String),
-    #[error("layer {index} of {image} does not match its digest: expected {expected}, got {actual}; the archive is corrupt")]
-    DigestMismatch {
-        image: String,
-        index: usize,
-        expected: String,
-        actual: String,
-    },
     #[error("invalid --change {0:?}: {1}")]
     Change(String, String),
     #[error("cannot write archive: {0}")]

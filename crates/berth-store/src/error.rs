@@ -18,6 +18,12 @@ pub enum Error {
         "image config lists {expected} layers but {actual} were given; the archive is corrupt"
     )]
     LayerCount { expected: usize, actual: usize },
+    #[error("layer {index} does not match the image config: expected {expected}, got {actual}; the archive is corrupt")]
+    LayerMismatch {
+        index: usize,
+        expected: berth_oci::Digest,
+        actual: berth_oci::Digest,
+    },
     #[error("the store at {path} was written by a newer berth (schema {found}, this berth knows up to {known}); upgrade berth")]
     NewerSchema {
         path: String,

@@ -78,13 +78,11 @@ impl Store {
         for (i, (want, got)) in diff_ids.iter().zip(&img.layers).enumerate() {
             if let Some(got) = got {
                 if *want != got.diff_id {
-                    return Err(berth_image::Error::DigestMismatch {
-                        image: "image".into(),
+                    return Err(Error::LayerMismatch {
                         index: i + 1,
-                        expected: want.to_string(),
-                        actual: got.diff_id.to_string(),
-                    }
-                    .into());
+                        expected: want.clone(),
+                        actual: got.diff_id.clone(),
+                    });
                 }
             }
         }

@@ -55,8 +55,9 @@ pub fn render_rows(
     Ok(())
 }
 
-/// Writes `data` to stdout, treating a closed pipe (`berth images | head`) as
-/// success.
+/// Standard output, locked once per command. A reader that goes away early
+/// (`berth images | head`) surfaces as `BrokenPipe`, which `CliError` turns
+/// into a quiet success.
 pub fn stdout() -> io::StdoutLock<'static> {
     io::stdout().lock()
 }
