@@ -10,7 +10,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many
 /// have run. Append only.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE images (
     id              TEXT PRIMARY KEY,      -- sha256:<hex> of the config
     manifest_digest TEXT NOT NULL,
@@ -47,7 +48,31 @@ CREATE TABLE repo_digests (
     image_id   TEXT NOT NULL REFERENCES images(id)
 );
 CREATE INDEX repo_digests_image ON repo_digests(image_id);
-"#];
+"#,
+    r#"
+CREATE TABLE containers (
+    id             TEXT PRIMARY KEY,      -- 64 hex
+    name           TEXT NOT NULL UNIQUE,  -- without Docker's leading '/'
+    image_id       TEXT NOT NULL REFERENCES images(id),
+    image          TEXT NOT NULL,         -- the image as the user named it
+    config         TEXT NOT NULL,         -- JSON: what `run` was asked for
+    created        TEXT NOT NULL,
+    status         TEXT NOT NULL,         -- created|running|paused|restarting|exited|dead
+    pid            INTEGER NOT NULL DEFAULT 0,
+    pid_start      INTEGER NOT NULL DEFAULT 0, -- /proc start time: guards against PID reuse
+    monitor_pid    INTEGER NOT NULL DEFAULT 0,
+    monitor_start  INTEGER NOT NULL DEFAULT 0,
+    exit_code      INTEGER NOT NULL DEFAULT 0,
+    started_at     TEXT,
+    finished_at    TEXT,
+    oom_killed     INTEGER NOT NULL DEFAULT 0,
+    restart_count  INTEGER NOT NULL DEFAULT 0,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    error          TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX containers_image ON containers(image_id);
+"#,
+];
 
 pub fn open(path: &Path) -> Result<Connection> {
     let mut db = Connection::open(path)?;

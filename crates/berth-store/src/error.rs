@@ -10,6 +10,20 @@ pub enum Error {
     NoSuchImage(String),
     #[error("conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories")]
     MultipleRepositories { short: String },
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
+    NameInUse { name: String, id: String },
+    #[error("conflict: unable to delete {short} (must be forced) - image is being used by stopped container {container}")]
+    ImageUsedByStopped { short: String, container: String },
+    #[error("conflict: unable to delete {short} (cannot be forced) - image is being used by running container {container}")]
+    ImageUsedByRunning { short: String, container: String },
+    #[error("conflict: unable to remove repository reference \"{reference}\" (must force) - container {container} is using its referenced image {short}")]
+    ReferenceUsed {
+        reference: String,
+        container: String,
+        short: String,
+    },
     #[error("image ID prefix {0:?} is ambiguous; give more characters")]
     AmbiguousId(String),
     #[error("invalid image config: {0}")]

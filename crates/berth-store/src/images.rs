@@ -429,6 +429,8 @@ impl Store {
             .ok()
             .filter(|r| img.tags.contains(r) || img.digests.contains(r));
 
+        let users = self.containers_of_image(id.as_str())?;
+        let running = users.iter().find(|c| c.status.is_active());
         let mut events = Vec::new();
         let tx = self
             .db
@@ -445,27 +447,59 @@ impl Store {
         let names: Vec<Reference> = img.tags.iter().chain(&img.digests).cloned().collect();
         match by_name {
             Some(r) => {
-                untag(&tx, &r, &mut events)?;
-                // Docker also drops the digest references of the same repository
-                // when the last tag of an image goes.
                 let remaining_tags = img.tags.iter().filter(|t| **t != r).count();
+                if remaining_tags == 0 {
+                    if let Some(c) = users.first().filter(|_| !force) {
+                        return Err(Error::ReferenceUsed {
+                            reference: r.familiar(),
+                            container: c.id[..12].to_string(),
+                            short: id.short().to_string(),
+                        });
+                    }
+                }
+                untag(&tx, &r, &mut events)?;
+                // Docker also drops the digest references of the image when its
+                // last tag goes.
                 if remaining_tags == 0 {
                     for d in img.digests.iter().filter(|d| **d != r) {
                         untag(&tx, d, &mut events)?;
                     }
-                } else {
+                }
+                if remaining_tags > 0 || !users.is_empty() {
+                    // Containers keep the image (now untagged) alive.
                     tx.commit()?;
                     self.write_oci_index()?;
                     return Ok(events);
                 }
             }
             None => {
+                if let Some(c) = running {
+                    return Err(Error::ImageUsedByRunning {
+                        short: id.short().to_string(),
+                        container: c.id[..12].to_string(),
+                    });
+                }
                 let repos: std::collections::BTreeSet<String> =
                     img.tags.iter().map(Reference::repository).collect();
                 if !force && repos.len() > 1 {
                     return Err(Error::MultipleRepositories {
                         short: id.short().to_string(),
                     });
+                }
+                if let Some(c) = users.first() {
+                    if !force {
+                        return Err(Error::ImageUsedByStopped {
+                            short: id.short().to_string(),
+                            container: c.id[..12].to_string(),
+                        });
+                    }
+                    // Forced: the names go, the image stays for its containers.
+                    for r in &names {
+                        untag(&tx, r, &mut events)?;
+                    }
+                    tx.commit()?;
+                    self.write_oci_index()?;
+                    return Ok(events);
                 }
                 for r in &names {
                     untag(&tx, r, &mut events)?;

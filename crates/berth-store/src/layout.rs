@@ -40,7 +40,13 @@ impl Layout {
                 .join(root)
         };
         let l = Self { root };
-        for d in [l.root.clone(), l.blobs_dir(), l.layers_dir(), l.tmp()] {
+        for d in [
+            l.root.clone(),
+            l.blobs_dir(),
+            l.layers_dir(),
+            l.containers_dir(),
+            l.tmp(),
+        ] {
             fs::create_dir_all(&d).at("cannot create", &d)?;
         }
         let layout = l.root.join("oci-layout");
@@ -77,6 +83,13 @@ impl Layout {
     /// The directory of a layer; its tree is in `diff/` beneath it.
     pub fn layer(&self, chain_id: &Digest) -> PathBuf {
         self.layers_dir().join(chain_id.hex())
+    }
+    pub fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+    /// A container's own directory: its writable layer, runtime state, logs.
+    pub fn container(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
     }
     pub fn layer_diff(&self, chain_id: &Digest) -> PathBuf {
         self.layer(chain_id).join("diff")

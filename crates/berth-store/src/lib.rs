@@ -7,6 +7,7 @@
 //!   oci-layout, index.json   the root is an OCI image layout of the tagged images
 //!   blobs/sha256/<hex>       configs, manifests, uncompressed layer tars (by diff ID)
 //!   layers/<chain hex>/diff  unpacked layers, overlayfs lower-layer form
+//!   containers/<id>/         upper/, work/, merged/, runtime state, json log
 //!   tmp/<pid>.<rand>/        staging of an operation in flight; garbage once its
 //!                            process is gone
 //! ```
@@ -17,6 +18,7 @@
 //! [`Store::gc`] removes; a crash after leaves a complete image.
 
 mod check;
+mod containers;
 mod db;
 mod error;
 mod export;
@@ -26,6 +28,7 @@ mod layout;
 mod oci_index;
 mod staging;
 
+pub use containers::{ContainerRecord, ContainerStatus};
 pub use error::{Error, Result};
 pub use gc::GcReport;
 pub use images::{CommitOutcome, ImageRecord, LayerRecord, NewImage, RemoveEvent};

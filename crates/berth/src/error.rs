@@ -69,6 +69,16 @@ from_display!(
     berth_oci::DigestError
 );
 
+impl From<berth_runtime::Error> for CliError {
+    fn from(e: berth_runtime::Error) -> Self {
+        Self {
+            status: e.exit_status(),
+            message: e.to_string(),
+            silent: false,
+        }
+    }
+}
+
 impl From<io::Error> for CliError {
     fn from(e: io::Error) -> Self {
         if e.kind() == io::ErrorKind::BrokenPipe {

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ImageCommand, SystemCommand};
+use cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
 use error::{status, CliError};
 
 fn main() -> ExitCode {
@@ -59,5 +59,49 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::System(SystemCommand::Check(a)) => commands::system::check(&ctx, a),
         Command::Version => commands::system::version(),
+        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {
+            commands::container::create::run(&ctx, a)
+        }
+        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
+            commands::container::create::run_create(&ctx, a)
+        }
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
+            commands::container::lifecycle::start(&ctx, a)
+        }
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => {
+            commands::container::lifecycle::stop(&ctx, a)
+        }
+        Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => {
+            commands::container::lifecycle::restart(&ctx, a)
+        }
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => {
+            commands::container::lifecycle::kill(&ctx, a)
+        }
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => {
+            commands::container::lifecycle::rm(&ctx, a)
+        }
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => {
+            commands::container::ps::run(&ctx, a)
+        }
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => {
+            commands::container::logs::run(&ctx, a)
+        }
+        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
+            commands::container::lifecycle::wait(&ctx, a)
+        }
+        Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
+            commands::container::lifecycle::rename(&ctx, a)
+        }
+        Command::Container(ContainerCommand::Inspect(a)) => {
+            commands::inspect::run_container(&ctx, a)
+        }
+        Command::Monitor(a) => {
+            let code = berth_runtime::monitor::run(ctx.root(), &a.id, a.attach);
+            if code == 0 {
+                Ok(())
+            } else {
+                Err(CliError::exit(code))
+            }
+        }
     }
 }

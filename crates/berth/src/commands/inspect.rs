@@ -15,30 +15,70 @@ use crate::output::{self, template::Template};
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 pub fn run(ctx: &Context, a: InspectArgs) -> Result<(), CliError> {
-    if let Some(k) = a.kind.as_deref() {
-        if k != "image" {
+    let kind = match a.kind.as_deref() {
+        None => Kind::Any,
+        Some("image") => Kind::Image,
+        Some("container") => Kind::Container,
+        Some(k) => {
             return Err(CliError::usage(format!(
-                "\"{k}\" is not a valid value for --type; this berth inspects images (--type image)"
-            )));
+                "\"{k}\" is not a valid value for --type: use container or image"
+            )))
+        }
+    };
+    inspect(ctx, &a.objects, a.format.as_deref(), kind)
+}
+
+pub fn run_container(ctx: &Context, a: ImageInspectArgs) -> Result<(), CliError> {
+    inspect(ctx, &a.images, a.format.as_deref(), Kind::Container)
+}
+
+/// What `inspect` looks for; Docker tries containers before images.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Any,
+    Image,
+    Container,
+}
+
+impl Kind {
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Any => "object",
+            Kind::Image => "image",
+            Kind::Container => "container",
         }
     }
-    inspect(ctx, &a.objects, a.format.as_deref(), "object")
 }
 
 pub fn run_image(ctx: &Context, a: ImageInspectArgs) -> Result<(), CliError> {
-    inspect(ctx, &a.images, a.format.as_deref(), "image")
+    inspect(ctx, &a.images, a.format.as_deref(), Kind::Image)
 }
 
 fn inspect(
     ctx: &Context,
     names: &[String],
     format: Option<&str>,
-    kind: &str,
+    kind: Kind,
 ) -> Result<(), CliError> {
-    let store = ctx.store()?;
+    let mut store = ctx.store()?;
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for n in names {
+        if kind != Kind::Image {
+            match store.container(n) {
+                Ok(c) => {
+                    let c = super::container::settle(&mut store, c)?;
+                    found.push(super::container::inspect::container_json(&store, &c));
+                    continue;
+                }
+                Err(berth_store::Error::NoSuchContainer(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if kind == Kind::Container {
+            missing.push(n.clone());
+            continue;
+        }
         match store.resolve_image(n) {
             Ok(img) => found.push(image_json(&store, &img)?),
             Err(berth_store::Error::NoSuchImage(_)) => missing.push(n.clone()),
@@ -63,7 +103,7 @@ fn inspect(
     }
     out.flush()?;
     for m in &missing {
-        writeln!(std::io::stderr(), "Error: No such {kind}: {m}")?;
+        writeln!(std::io::stderr(), "Error: No such {}: {m}", kind.noun())?;
     }
     Err(CliError::exit(status::FAILURE))
 }

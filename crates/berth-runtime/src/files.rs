@@ -1,0 +1,71 @@
+//! The files Docker writes for every container and bind-mounts over the
+//! image's: /etc/hostname, /etc/hosts, /etc/resolv.conf.
+
+use std::path::{Path, PathBuf};
+
+use berth_fs::write_atomic;
+
+use crate::error::Result;
+
+pub struct EtcFiles {
+    pub hostname: PathBuf,
+    pub hosts: PathBuf,
+    pub resolv_conf: PathBuf,
+}
+
+/// Writes the three files into `dir`. With the host network the host's own
+/// hosts file and resolver are used, as Docker does.
+pub fn write_etc_files(dir: &Path, hostname: &str, host_network: bool) -> Result<EtcFiles> {
+    let files = EtcFiles {
+        hostname: dir.join("hostname"),
+        hosts: dir.join("hosts"),
+        resolv_conf: dir.join("resolv.conf"),
+    };
+    write_atomic(&files.hostname, format!("{hostname}\n").as_bytes())?;
+    let hosts = if host_network {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+             ff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+        )
+    };
+    write_atomic(&files.hosts, hosts.as_bytes())?;
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    write_atomic(
+        &files.resolv_conf,
+        resolv_conf(&host_resolv, host_network).as_bytes(),
+    )?;
+    Ok(files)
+}
+
+/// The host's resolver configuration; in a private network namespace its
+/// loopback nameservers cannot answer, so they are dropped (as Docker does).
+fn resolv_conf(host: &str, host_network: bool) -> String {
+    if host_network {
+        return host.to_string();
+    }
+    host.lines()
+        .filter(|l| {
+            let mut w = l.split_whitespace();
+            !(w.next() == Some("nameserver")
+                && w.next()
+                    .is_some_and(|a| a.starts_with("127.") || a == "::1"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn drops_loopback_nameservers_in_private_networks() {
+        let host = "nameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch lan\n";
+        assert_eq!(
+            super::resolv_conf(host, false),
+            "nameserver 10.0.0.2\nsearch lan\n"
+        );
+        assert_eq!(super::resolv_conf(host, true), host);
+    }
+}

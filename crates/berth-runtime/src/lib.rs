@@ -1,0 +1,25 @@
+//! Containers: what a container is made of (config, OCI runtime spec, root
+//! filesystem), and the monitor that runs one.
+//!
+//! berth generates an OCI runtime spec, as Docker does for runc, and runs it with
+//! youki's `libcontainer`, which does the namespaces, pivot_root, capabilities,
+//! cgroups (v1, v2 and this machine's hybrid layout) and the exec. Around that,
+//! this crate owns what Docker's daemon and shim own: image config semantics,
+//! users, the overlay root, /etc files, logs, restarts and exit statuses.
+
+pub mod attach;
+pub mod command;
+pub mod config;
+mod error;
+pub mod files;
+pub mod logs;
+pub mod monitor;
+pub mod netns;
+pub mod proc;
+pub mod rootfs;
+pub mod signal;
+pub mod spec;
+pub mod user;
+
+pub use config::{ContainerConfig, HostConfig, RestartPolicy};
+pub use error::{Error, Result};

@@ -1,0 +1,110 @@
+//! Docker-shaped `inspect` JSON for containers.
+
+use berth_runtime::monitor::log_path;
+use berth_runtime::ContainerConfig;
+use berth_store::{ContainerRecord, ContainerStatus, Store};
+use serde_json::{json, Value};
+
+pub fn container_json(store: &Store, c: &ContainerRecord) -> Value {
+    let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+    let dir = store.layout().container(&c.id);
+    let argv: Vec<String> = cfg
+        .entrypoint
+        .iter()
+        .flatten()
+        .chain(cfg.cmd.iter().flatten())
+        .cloned()
+        .collect();
+    let hc = &cfg.host_config;
+    let lower: Vec<String> = store
+        .resolve_image(&c.image_id)
+        .map(|img| {
+            img.layers
+                .iter()
+                .rev()
+                .map(|l| store.layout().layer_diff(&l.chain_id).display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "Id": c.id,
+        "Created": c.created,
+        "Path": argv.first().cloned().unwrap_or_default(),
+        "Args": argv.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": c.status.as_str(),
+            "Running": matches!(c.status, ContainerStatus::Running | ContainerStatus::Paused),
+            "Paused": c.status == ContainerStatus::Paused,
+            "Restarting": c.status == ContainerStatus::Restarting,
+            "OOMKilled": c.oom_killed,
+            "Dead": c.status == ContainerStatus::Dead,
+            "Pid": if c.status.is_active() { c.pid } else { 0 },
+            "ExitCode": c.exit_code,
+            "Error": c.error,
+            "StartedAt": c.started_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            "FinishedAt": c.finished_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+        },
+        "Image": c.image_id,
+        "ResolvConfPath": dir.join("resolv.conf"),
+        "HostnamePath": dir.join("hostname"),
+        "HostsPath": dir.join("hosts"),
+        "LogPath": log_path(&dir, &c.id),
+        "Name": format!("/{}", c.name),
+        "RestartCount": c.restart_count,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": null,
+        "HostConfig": {
+            "NetworkMode": hc.network_mode,
+            "RestartPolicy": {"Name": hc.restart_policy.name, "MaximumRetryCount": hc.restart_policy.maximum_retry_count},
+            "AutoRemove": hc.auto_remove,
+            "CapAdd": hc.cap_add,
+            "CapDrop": hc.cap_drop,
+            "Privileged": hc.privileged,
+            "ReadonlyRootfs": hc.read_only_rootfs,
+            "SecurityOpt": hc.security_opt,
+            "Tmpfs": hc.tmpfs,
+            "Memory": hc.memory,
+            "NanoCpus": hc.nano_cpus,
+            "PidsLimit": if hc.pids_limit > 0 { json!(hc.pids_limit) } else { Value::Null },
+            "Init": hc.init,
+        },
+        "GraphDriver": {
+            "Data": {
+                "LowerDir": lower.join(":"),
+                "MergedDir": dir.join("merged"),
+                "UpperDir": dir.join("upper"),
+                "WorkDir": dir.join("work"),
+            },
+            "Name": "overlay",
+        },
+        "Mounts": [],
+        "Config": {
+            "Hostname": cfg.hostname,
+            "Domainname": "",
+            "User": cfg.user,
+            "AttachStdin": cfg.open_stdin,
+            "AttachStdout": true,
+            "AttachStderr": true,
+            "Tty": cfg.tty,
+            "OpenStdin": cfg.open_stdin,
+            "StdinOnce": cfg.open_stdin,
+            "Env": cfg.env,
+            "Cmd": cfg.cmd,
+            "Image": cfg.image,
+            "Volumes": if cfg.volumes.is_empty() { Value::Null } else { json!(cfg.volumes) },
+            "WorkingDir": cfg.working_dir,
+            "Entrypoint": cfg.entrypoint,
+            "OnBuild": null,
+            "Labels": cfg.labels,
+            "StopSignal": cfg.stop_signal,
+            "StopTimeout": cfg.stop_timeout,
+        },
+        "NetworkSettings": {
+            "Networks": {hc.network_mode.clone(): {}},
+        },
+    })
+}

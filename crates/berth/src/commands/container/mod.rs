@@ -1,0 +1,284 @@
+//! Container commands. The monitor process of each container writes its state;
+//! these commands read it, signal processes, and settle the records of
+//! containers whose monitor died.
+
+pub mod create;
+pub mod inspect;
+pub mod lifecycle;
+pub mod logs;
+pub mod ps;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_runtime::attach;
+use berth_runtime::proc::alive;
+use berth_store::{ContainerRecord, ContainerStatus, Store};
+
+use super::Context;
+use crate::error::{status, CliError};
+use crate::output::units;
+
+/// How often waiting commands look at a container's record.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// Corrects a record whose monitor is gone: a container whose init process is
+/// gone too has exited, whatever killed them. Returns the settled record.
+pub fn settle(store: &mut Store, mut c: ContainerRecord) -> Result<ContainerRecord, CliError> {
+    if !c.status.is_active() || alive(c.monitor_pid, c.monitor_start) {
+        return Ok(c);
+    }
+    if c.pid > 0 && alive(c.pid, c.pid_start) {
+        // The monitor died but the container runs on; it is still up.
+        return Ok(c);
+    }
+    c.status = ContainerStatus::Exited;
+    // Docker reports 255 when the exit status could not be collected.
+    c.exit_code = 255;
+    c.error = "the container's monitor exited unexpectedly".into();
+    c.finished_at
+        .get_or_insert_with(berth_runtime::monitor::now);
+    c.pid = 0;
+    c.monitor_pid = 0;
+    store.save_container_state(&c)?;
+    // Undo what the monitor would have cleaned up.
+    let _ = berth_runtime::rootfs::unmount_rootfs(&berth_runtime::rootfs::RootPaths::new(
+        &store.layout().container(&c.id),
+    ));
+    Ok(c)
+}
+
+/// Finds a container and settles its record.
+pub fn find(store: &mut Store, query: &str) -> Result<ContainerRecord, CliError> {
+    let c = store.container(query)?;
+    settle(store, c)
+}
+
+/// Waits until the container is no longer active (or `timeout` passes);
+/// returns the final record.
+pub fn wait_inactive(
+    store: &mut Store,
+    id: &str,
+    timeout: Option<Duration>,
+) -> Result<ContainerRecord, CliError> {
+    let start = Instant::now();
+    loop {
+        let c = find(store, id)?;
+        if !c.status.is_active() || timeout.is_some_and(|t| start.elapsed() >= t) {
+            return Ok(c);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Docker's STATUS column: "Up 5 seconds", "Exited (0) 3 minutes ago", …
+pub fn status_text(c: &ContainerRecord) -> String {
+    let since = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds())
+            .unwrap_or(0)
+    };
+    match c.status {
+        ContainerStatus::Created => "Created".into(),
+        ContainerStatus::Running => format!("Up {}", units::human_duration(since(&c.started_at))),
+        ContainerStatus::Paused => format!(
+            "Up {} (Paused)",
+            units::human_duration(since(&c.started_at))
+        ),
+        ContainerStatus::Restarting => format!(
+            "Restarting ({}) {} ago",
+            c.exit_code,
+            units::human_duration(since(&c.finished_at))
+        ),
+        ContainerStatus::Exited => format!(
+            "Exited ({}) {} ago",
+            c.exit_code,
+            units::human_duration(since(&c.finished_at))
+        ),
+        ContainerStatus::Dead => "Dead".into(),
+    }
+}
+
+/// Spawns the monitor of container `id`. With `attach`, returns once the
+/// monitor listens, so the caller can connect before the container starts.
+pub struct MonitorHandle {
+    lines: BufReader<std::process::ChildStdout>,
+    _child: std::process::Child,
+}
+
+pub fn spawn_monitor(
+    ctx: &Context,
+    store: &Store,
+    id: &str,
+    attach: bool,
+) -> Result<MonitorHandle, CliError> {
+    let dir = store.layout().container(id);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("monitor.log"))
+        .map_err(|e| CliError::new(format!("cannot open monitor log in {}: {e}", dir.display())))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::new(format!("cannot find the berth binary: {e}")))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root").arg(ctx.root()).arg("__monitor").arg(id);
+    if attach {
+        cmd.arg("--attach");
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .env_remove("BERTH_ROOT")
+        .spawn()
+        .map_err(|e| CliError::new(format!("cannot start the container monitor: {e}")))?;
+    let out = child.stdout.take().expect("piped");
+    Ok(MonitorHandle {
+        lines: BufReader::new(out),
+        _child: child,
+    })
+}
+
+/// What the monitor said.
+pub enum MonitorEvent {
+    Ready,
+    Started,
+    Failed(i32, String),
+}
+
+impl MonitorHandle {
+    pub fn next(&mut self) -> Result<MonitorEvent, CliError> {
+        let mut line = String::new();
+        let n = self
+            .lines
+            .read_line(&mut line)
+            .map_err(|e| CliError::new(format!("lost the container monitor: {e}")))?;
+        if n == 0 {
+            return Err(CliError {
+                message: "the container monitor exited before starting the container; see monitor.log in the container's directory".into(),
+                status: status::ENGINE,
+                silent: false,
+            });
+        }
+        let line = line.trim_end();
+        if line == "ready" {
+            return Ok(MonitorEvent::Ready);
+        }
+        if line.starts_with("started") {
+            return Ok(MonitorEvent::Started);
+        }
+        if let Some(rest) = line.strip_prefix("error ") {
+            let (code, msg) = rest.split_once(' ').unwrap_or((rest, ""));
+            return Ok(MonitorEvent::Failed(
+                code.parse().unwrap_or(status::ENGINE),
+                msg.to_string(),
+            ));
+        }
+        Err(CliError::new(format!(
+            "unexpected word from the container monitor: {line:?}"
+        )))
+    }
+
+    /// Waits for the start; an error carries Docker's exit status.
+    pub fn started(&mut self) -> Result<(), CliError> {
+        loop {
+            match self.next()? {
+                MonitorEvent::Started => return Ok(()),
+                MonitorEvent::Ready => continue,
+                MonitorEvent::Failed(code, msg) => {
+                    return Err(CliError {
+                        message: msg,
+                        status: code,
+                        silent: false,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Relays a container's attach stream to this process's stdout and stderr
+/// (and, with `stdin`, this process's input to the container) until it exits.
+/// Returns the container's exit status.
+pub fn stream(
+    container_dir: &Path,
+    sock: std::os::unix::net::UnixStream,
+    stdin: bool,
+) -> Result<i32, CliError> {
+    let _ = container_dir;
+    if stdin {
+        let mut writer = sock.try_clone()?;
+        std::thread::spawn(move || {
+            let mut input = std::io::stdin().lock();
+            let mut buf = [0u8; 8192];
+            loop {
+                match input.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if writer.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = writer.shutdown(std::net::Shutdown::Write);
+        });
+    } else {
+        let _ = sock.shutdown(std::net::Shutdown::Write);
+    }
+    let mut reader = BufReader::new(sock);
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    loop {
+        match attach::read_frame(&mut reader)? {
+            Some((attach::STDOUT, data)) => {
+                out.write_all(&data)?;
+                out.flush()?;
+            }
+            Some((attach::STDERR, data)) => {
+                err.write_all(&data)?;
+                err.flush()?;
+            }
+            Some((attach::EXIT, data)) => {
+                return Ok(String::from_utf8_lossy(&data).trim().parse().unwrap_or(255));
+            }
+            Some((attach::ERROR, data)) => {
+                return Err(CliError {
+                    message: String::from_utf8_lossy(&data).into_owned(),
+                    status: status::ENGINE,
+                    silent: false,
+                })
+            }
+            Some(_) => {}
+            None => return Ok(-1),
+        }
+    }
+}
+
+/// Runs `body` for each argument; errors are printed as they come, and the
+/// status says whether any failed (Docker's behaviour for multi-container
+/// commands).
+pub fn for_each(
+    names: &[String],
+    mut body: impl FnMut(&str) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let mut failed = false;
+    for n in names {
+        if let Err(e) = body(n) {
+            if e.silent && e.status == 0 {
+                continue;
+            }
+            failed = true;
+            let _ = std::io::stdout().flush();
+            let _ = writeln!(std::io::stderr(), "Error: {e}");
+        }
+    }
+    if failed {
+        Err(CliError::exit(status::FAILURE))
+    } else {
+        Ok(())
+    }
+}

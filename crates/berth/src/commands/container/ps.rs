@@ -1,0 +1,126 @@
+//! `berth ps` / `container ls`.
+
+use berth_runtime::ContainerConfig;
+use serde_json::json;
+
+use super::{settle, status_text, Context};
+use crate::cli::PsArgs;
+use crate::commands::{images::glob_match, parse_filters};
+use crate::error::CliError;
+use crate::output::{self, render_rows, units};
+
+const DEFAULT_TABLE: &str =
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+const HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Status", "STATUS"),
+    ("State", "STATE"),
+    ("Ports", "PORTS"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Size", "SIZE"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+];
+const FILTERS: &[&str] = &["status", "name", "id", "label", "exited", "ancestor"];
+/// Docker cuts COMMAND at 20 characters unless `--no-trunc`.
+const COMMAND_WIDTH: usize = 20;
+
+pub fn run(ctx: &Context, a: PsArgs) -> Result<(), CliError> {
+    let mut store = ctx.store()?;
+    let filters = parse_filters(&a.filter, FILTERS)?;
+    let mut rows = Vec::new();
+    let limit = if a.latest { Some(1) } else { a.last };
+    let all = a.all
+        || limit.is_some()
+        || filters
+            .iter()
+            .any(|(k, _)| *k == "status" || *k == "exited");
+    let mut containers = Vec::new();
+    for c in store.containers()? {
+        containers.push(settle(&mut store, c)?);
+    }
+    if let Some(n) = limit {
+        containers.truncate(n);
+    }
+    for c in containers {
+        if !all && !c.status.is_active() {
+            continue;
+        }
+        let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
+        let keep = filters.iter().all(|&(k, v)| match k {
+            "status" => c.status.as_str() == v,
+            "name" => c.name.contains(v.trim_start_matches('/')),
+            "id" => c.id.starts_with(v),
+            "exited" => {
+                !c.status.is_active() && c.started_at.is_some() && c.exit_code.to_string() == v
+            }
+            "label" => match v.split_once('=') {
+                Some((lk, lv)) => cfg.labels.get(lk).is_some_and(|x| x == lv),
+                None => cfg.labels.contains_key(v),
+            },
+            "ancestor" => c.image == v || glob_match(v, &c.image) || c.image_id.contains(v),
+            _ => true,
+        });
+        if !keep {
+            continue;
+        }
+        let argv: Vec<String> = cfg
+            .entrypoint
+            .iter()
+            .flatten()
+            .chain(cfg.cmd.iter().flatten())
+            .cloned()
+            .collect();
+        let command = argv.join(" ");
+        let command = if a.no_trunc {
+            command
+        } else {
+            ellipsis(&command, COMMAND_WIDTH)
+        };
+        let created = chrono::DateTime::parse_from_rfc3339(&c.created).ok();
+        let created_unix = created.map_or(0, |t| t.timestamp());
+        let labels = cfg
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        rows.push(json!({
+            "Command": format!("\"{command}\""),
+            "CreatedAt": created.map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string()).unwrap_or_default(),
+            "ID": if a.no_trunc { c.id.clone() } else { c.id[..12].to_string() },
+            "Image": c.image,
+            "Labels": labels,
+            "LocalVolumes": "0",
+            "Mounts": "",
+            "Names": c.name,
+            "Networks": cfg.host_config.network_mode,
+            "Ports": "",
+            "RunningFor": units::since(created_unix),
+            "Size": "0B",
+            "State": c.status.as_str(),
+            "Status": status_text(&c),
+        }));
+    }
+    let format = if a.quiet {
+        Some("{{.ID}}")
+    } else {
+        a.format.as_deref()
+    };
+    render_rows(&mut output::stdout(), format, DEFAULT_TABLE, &rows, HEADERS)
+}
+
+/// Docker's stringutils.Ellipsis.
+fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
