@@ -150,17 +150,17 @@ pub fn capabilities(cfg: &ContainerConfig) -> Result<Vec<String>> {
         .iter()
         .map(|c| capability_name(c))
         .collect::<Result<_>>()?;
+    // Docker: `--cap-add ALL` grants everything, `--cap-drop ALL` starts from
+    // nothing; the capabilities named in the other list then apply.
     let mut caps: Vec<String> = if add.iter().any(|c| c == "CAP_ALL") {
         ALL_CAPABILITIES.iter().map(|s| s.to_string()).collect()
+    } else if drop.iter().any(|c| c == "CAP_ALL") {
+        Vec::new()
     } else {
-        let mut v: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect();
-        v.extend(add.into_iter().filter(|c| c != "CAP_ALL"));
-        v
+        DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect()
     };
-    if drop.iter().any(|c| c == "CAP_ALL") {
-        caps.clear();
-    }
     caps.retain(|c| !drop.contains(c));
+    caps.extend(add.into_iter().filter(|c| c != "CAP_ALL"));
     caps.sort();
     caps.dedup();
     Ok(caps)

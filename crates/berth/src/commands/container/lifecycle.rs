@@ -190,8 +190,14 @@ pub fn kill(ctx: &Context, a: KillArgs) -> Result<(), CliError> {
 /// Removes a stopped container: its record, its writable layer and logs.
 pub fn remove(store: &mut Store, c: &ContainerRecord) -> Result<(), CliError> {
     let dir = store.layout().container(&c.id);
+    // A monitor finishing up releases these too; wait for it first.
+    let start = std::time::Instant::now();
+    while alive(c.monitor_pid, c.monitor_start) && start.elapsed() < KILL_WAIT {
+        std::thread::sleep(super::POLL);
+    }
     berth_runtime::rootfs::unmount_rootfs(&berth_runtime::rootfs::RootPaths::new(&dir))
         .map_err(|e| CliError::new(e.to_string()))?;
+    berth_runtime::netns::release(&dir);
     store.delete_container(&c.id)?;
     // Leftover cgroups of a container whose monitor died.
     for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {

@@ -44,9 +44,9 @@ pub fn settle(store: &mut Store, mut c: ContainerRecord) -> Result<ContainerReco
     c.monitor_pid = 0;
     store.save_container_state(&c)?;
     // Undo what the monitor would have cleaned up.
-    let _ = berth_runtime::rootfs::unmount_rootfs(&berth_runtime::rootfs::RootPaths::new(
-        &store.layout().container(&c.id),
-    ));
+    let dir = store.layout().container(&c.id);
+    let _ = berth_runtime::rootfs::unmount_rootfs(&berth_runtime::rootfs::RootPaths::new(&dir));
+    berth_runtime::netns::release(&dir);
     Ok(c)
 }
 
