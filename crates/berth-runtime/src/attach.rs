@@ -4,7 +4,8 @@
 //!
 //! Server to client: frames of `[kind, 0, 0, 0, len (u32 BE)]` + payload, the
 //! header Docker's attach stream uses, with one more kind for the exit status.
-//! Client to server: raw stdin bytes; a half-close is stdin's end.
+//! Client to server: frames too: input bytes, the end of input, and terminal
+//! size changes.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -23,6 +24,13 @@ pub const EXIT: u8 = 3;
 /// Payload: an error message; the container did not start.
 pub const ERROR: u8 = 4;
 
+/// Client to server: bytes for the container's input.
+pub const IN_DATA: u8 = 10;
+/// Client to server: the end of input.
+pub const IN_CLOSE: u8 = 11;
+/// Client to server: the terminal size, rows then columns, u16 big-endian.
+pub const IN_RESIZE: u8 = 12;
+
 const SOCKET: &str = "attach.sock";
 
 /// Unix socket paths are limited to 108 bytes and data roots can be deep, so
@@ -39,9 +47,78 @@ impl DirHandle {
 }
 
 pub fn listen(container_dir: &Path) -> Result<UnixListener> {
-    let dir = DirHandle::open(container_dir)?;
-    let _ = std::fs::remove_file(container_dir.join(SOCKET));
-    Ok(UnixListener::bind(dir.socket()).at("cannot listen on", &container_dir.join(SOCKET))?)
+    bind(container_dir, SOCKET)
+}
+
+/// Binds a socket named `name` in `dir`, whatever the length of `dir`.
+pub fn bind(dir: &Path, name: &str) -> Result<UnixListener> {
+    let handle = DirHandle::open(dir)?;
+    let _ = std::fs::remove_file(dir.join(name));
+    let path = format!("/proc/self/fd/{}/{name}", handle.0.as_raw_fd());
+    Ok(UnixListener::bind(path).at("cannot listen on", &dir.join(name))?)
+}
+
+pub fn resize_payload(rows: u16, cols: u16) -> [u8; 4] {
+    let r = rows.to_be_bytes();
+    let c = cols.to_be_bytes();
+    [r[0], r[1], c[0], c[1]]
+}
+
+pub fn parse_resize(p: &[u8]) -> Option<(u16, u16)> {
+    (p.len() == 4).then(|| {
+        (
+            u16::from_be_bytes([p[0], p[1]]),
+            u16::from_be_bytes([p[2], p[3]]),
+        )
+    })
+}
+
+/// Collects bytes read in pieces and yields whole frames.
+#[derive(Default)]
+pub struct FrameBuffer {
+    buf: Vec<u8>,
+}
+
+impl FrameBuffer {
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    pub fn next_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        if self.buf.len() < 8 {
+            return None;
+        }
+        let len = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
+        if self.buf.len() < 8 + len {
+            return None;
+        }
+        let kind = self.buf[0];
+        let data = self.buf[8..8 + len].to_vec();
+        self.buf.drain(..8 + len);
+        Some((kind, data))
+    }
+}
+
+/// Receives one file descriptor sent with SCM_RIGHTS (how the runtime hands
+/// over a container's terminal).
+pub fn recv_fd(stream: &UnixStream) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [0u8; rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut data = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut data)];
+    recvmsg(stream, &mut iov, &mut control, RecvFlags::empty())?;
+    for msg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+            if let Some(fd) = fds.next() {
+                return Ok(fd);
+            }
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "no file descriptor received",
+    ))
 }
 
 pub fn connect(container_dir: &Path) -> Result<UnixStream> {
@@ -87,6 +164,21 @@ mod tests {
         );
         assert_eq!(read_frame(&mut r).unwrap(), Some((EXIT, b"3".to_vec())));
         assert_eq!(read_frame(&mut r).unwrap(), None);
+    }
+
+    #[test]
+    fn frame_buffer_reassembles_pieces() {
+        let mut wire = Vec::new();
+        write_frame(&mut wire, IN_DATA, b"abc").unwrap();
+        write_frame(&mut wire, IN_RESIZE, &resize_payload(24, 80)).unwrap();
+        let mut fb = FrameBuffer::default();
+        fb.push(&wire[..5]);
+        assert!(fb.next_frame().is_none());
+        fb.push(&wire[5..]);
+        assert_eq!(fb.next_frame(), Some((IN_DATA, b"abc".to_vec())));
+        let (k, p) = fb.next_frame().unwrap();
+        assert_eq!((k, parse_resize(&p)), (IN_RESIZE, Some((24, 80))));
+        assert!(fb.next_frame().is_none());
     }
 
     #[test]

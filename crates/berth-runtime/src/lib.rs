@@ -11,6 +11,7 @@ pub mod attach;
 pub mod command;
 pub mod config;
 mod error;
+pub mod exec;
 pub mod files;
 pub mod logs;
 pub mod monitor;

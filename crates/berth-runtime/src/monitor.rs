@@ -255,27 +255,60 @@ impl Monitor {
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(&state).map_err(io_err)?;
 
-        let (out_r, out_w) = rustix::pipe::pipe().map_err(|e| io_err(e.into()))?;
-        let (err_r, err_w) = rustix::pipe::pipe().map_err(|e| io_err(e.into()))?;
-        let (stdin_read, stdin_write): (OwnedFd, Option<OwnedFd>) = if cfg.open_stdin {
-            let (r, w) = rustix::pipe::pipe().map_err(|e| io_err(e.into()))?;
-            (r, Some(w))
+        let console_name = "console.sock";
+        let console = if cfg.tty {
+            Some(attach::bind(&self.dir, console_name)?)
         } else {
-            (File::open("/dev/null").map_err(io_err)?.into(), None)
+            None
         };
-
-        let mut container = ContainerBuilder::new(self.record.id.clone(), SyscallType::default())
+        let builder = ContainerBuilder::new(self.record.id.clone(), SyscallType::default())
             .with_root_path(&state)
             .map_err(runtime_err)?
-            .with_executor(DefaultExecutor {})
-            .with_stdin(stdin_read)
-            .with_stdout(out_w)
-            .with_stderr(err_w)
+            .with_executor(DefaultExecutor {});
+        let (builder, out_r, err_r, stdin_write) = if cfg.tty {
+            (
+                builder.with_console_socket(Some(self.dir.join(console_name))),
+                None,
+                None,
+                None,
+            )
+        } else {
+            let (out_r, out_w) = rustix::pipe::pipe().map_err(|e| io_err(e.into()))?;
+            let (err_r, err_w) = rustix::pipe::pipe().map_err(|e| io_err(e.into()))?;
+            let (stdin_read, stdin_write): (OwnedFd, Option<OwnedFd>) = if cfg.open_stdin {
+                let (r, w) = rustix::pipe::pipe().map_err(|e| io_err(e.into()))?;
+                (r, Some(w))
+            } else {
+                (File::open("/dev/null").map_err(io_err)?.into(), None)
+            };
+            (
+                builder
+                    .with_stdin(stdin_read)
+                    .with_stdout(out_w)
+                    .with_stderr(err_w),
+                Some(out_r),
+                Some(err_r),
+                stdin_write,
+            )
+        };
+        let mut container = builder
             .as_init(&bundle)
             .with_systemd(false)
             .with_detach(true)
             .build()
             .map_err(runtime_err)?;
+        // With a terminal, the runtime sends its master side over the console
+        // socket while creating the container; it is both output and input.
+        let (out_r, stdin_write) = match console {
+            Some(listener) => {
+                let (conn, _) = listener.accept().map_err(io_err)?;
+                let master = attach::recv_fd(&conn).map_err(io_err)?;
+                let reader = rustix::io::dup(&master).map_err(|e| io_err(e.into()))?;
+                let _ = std::fs::remove_file(self.dir.join(console_name));
+                (Some(reader), Some(master))
+            }
+            None => (out_r, stdin_write),
+        };
         container.start().map_err(runtime_err)?;
         let pid = container
             .pid()
@@ -294,9 +327,10 @@ impl Monitor {
         Ok(Running {
             pid,
             container,
-            stdout: Some(out_r),
-            stderr: Some(err_r),
+            stdout: out_r,
+            stderr: err_r,
             stdin: stdin_write,
+            tty: cfg.tty,
             oom_killed: false,
         })
     }
@@ -381,15 +415,17 @@ impl Monitor {
                 }
                 match c.stream.read(&mut buf) {
                     Ok(0) | Err(_) => {
-                        // The client closed its input: the container's stdin ends.
-                        proc.stdin = None;
+                        // The client went away: as with Docker's StdinOnce, the
+                        // container's input ends with it (a terminal stays).
+                        if !proc.tty {
+                            proc.stdin = None;
+                        }
                         c.input_closed = true;
                     }
                     Ok(n) => {
-                        if let Some(w) = proc.stdin.as_ref() {
-                            if rustix::io::write(w, &buf[..n]).is_err() {
-                                proc.stdin = None;
-                            }
+                        c.frames.push(&buf[..n]);
+                        while let Some((kind, data)) = c.frames.next_frame() {
+                            handle_input(proc, kind, &data);
                         }
                     }
                 }
@@ -414,17 +450,50 @@ impl Monitor {
     }
 }
 
+/// Applies one input frame from an attached client.
+fn handle_input(proc: &mut Running, kind: u8, data: &[u8]) {
+    match kind {
+        attach::IN_DATA => {
+            if let Some(w) = proc.stdin.as_ref() {
+                if rustix::io::write(w, data).is_err() {
+                    proc.stdin = None;
+                }
+            }
+        }
+        attach::IN_CLOSE if !proc.tty => proc.stdin = None,
+        attach::IN_RESIZE if proc.tty => {
+            if let (Some(master), Some((rows, cols))) =
+                (proc.stdin.as_ref(), attach::parse_resize(data))
+            {
+                let _ = rustix::termios::tcsetwinsize(
+                    master,
+                    rustix::termios::Winsize {
+                        ws_row: rows,
+                        ws_col: cols,
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    },
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
 struct Running {
     pid: Pid,
     container: libcontainer::container::Container,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
+    /// Input: a pipe, or the terminal's master side.
     stdin: Option<OwnedFd>,
+    tty: bool,
     oom_killed: bool,
 }
 
 struct Client {
     stream: UnixStream,
+    frames: attach::FrameBuffer,
     input_closed: bool,
     output_closed: bool,
 }
@@ -435,6 +504,7 @@ impl Client {
         stream.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT)).ok()?;
         Some(Self {
             stream,
+            frames: attach::FrameBuffer::default(),
             input_closed: false,
             output_closed: false,
         })

@@ -70,6 +70,26 @@ pub enum Command {
     Wait(WaitArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Check a Dockerfile against container best practices
+    Lint(LintArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -106,6 +126,154 @@ pub enum ContainerCommand {
     Rename(RenameArgs),
     /// Display detailed information on one or more containers
     Inspect(ImageInspectArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Remove all stopped containers
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long, value_name = "string")]
+    pub user: Option<String>,
+    /// Set environment variables
+    #[arg(short, long = "env", value_name = "list")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "string")]
+    pub workdir: Option<String>,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    pub privileged: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(required = true, value_name = "COMMAND", allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ContainersArgs {
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct TopArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// ps options
+    #[arg(value_name = "ps OPTIONS", allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long, value_name = "string")]
+    pub output: Option<PathBuf>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short, long, value_name = "string")]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long, value_name = "list")]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short, long, value_name = "string")]
+    pub message: Option<String>,
+    /// Pause container during commit
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub pause: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Suppress progress output during copy
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// CONTAINER:SRC_PATH or a local path (- for a tar stream on STDIN/STDOUT)
+    #[arg(value_name = "SRC")]
+    pub src: String,
+    /// CONTAINER:DEST_PATH or a local path
+    #[arg(value_name = "DEST")]
+    pub dest: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>", "label=<key>=<value>")
+    #[arg(long, value_name = "filter")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -490,4 +658,26 @@ pub struct CheckArgs {
     /// Also re-hash every layer tar
     #[arg(long)]
     pub deep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Output format: human, json or sarif
+    #[arg(long, value_name = "string", default_value = "human")]
+    pub format: String,
+    /// Lowest severity that makes the exit status non-zero: error, warning, info, style or none
+    #[arg(long, value_name = "string", default_value = "error")]
+    pub fail_on: String,
+    /// Print the rule catalog and exit
+    #[arg(long)]
+    pub list: bool,
+    /// A configuration file that disables or re-levels rules
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The build context, checked for files a COPY would take that should not be in an image
+    #[arg(long, value_name = "DIR")]
+    pub context: Option<PathBuf>,
+    /// The Dockerfile, or - for STDIN (default: ./Dockerfile)
+    #[arg(value_name = "PATH|-")]
+    pub path: Option<String>,
 }

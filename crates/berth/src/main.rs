@@ -95,6 +95,35 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Container(ContainerCommand::Inspect(a)) => {
             commands::inspect::run_container(&ctx, a)
         }
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => {
+            commands::container::exec::run(&ctx, a)
+        }
+        Command::Pause(a) | Command::Container(ContainerCommand::Pause(a)) => {
+            commands::container::freeze::pause(&ctx, a)
+        }
+        Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => {
+            commands::container::freeze::unpause(&ctx, a)
+        }
+        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => {
+            commands::container::top::run(&ctx, a)
+        }
+        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
+            commands::container::stats::run(&ctx, a)
+        }
+        Command::Diff(a) | Command::Container(ContainerCommand::Diff(a)) => {
+            commands::container::files::diff(&ctx, a)
+        }
+        Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => {
+            commands::container::files::export(&ctx, a)
+        }
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+            commands::container::commit::run(&ctx, a)
+        }
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => {
+            commands::container::files::cp(&ctx, a)
+        }
+        Command::Container(ContainerCommand::Prune(a)) => commands::container::prune::run(&ctx, a),
+        Command::Lint(a) => commands::lint::run(&ctx, a),
         Command::Monitor(a) => {
             let code = berth_runtime::monitor::run(ctx.root(), &a.id, a.attach);
             if code == 0 {

@@ -616,3 +616,267 @@ fn kill9(pid: i64) {
         .unwrap()
         .success());
 }
+
+#[test]
+fn exec_joins_the_running_container() {
+    let t = ctx();
+    t.run([
+        "run",
+        "-d",
+        "--name",
+        "host",
+        "-e",
+        "FROM_RUN=1",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let r = t
+        .run([
+            "exec",
+            "host",
+            "sh",
+            "-c",
+            "echo $FROM_RUN; ps -o pid,comm | grep -c sleep; hostname",
+        ])
+        .ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0], "1", "container env: {r}");
+    assert_eq!(lines[1], "1", "sees the container's processes: {r}");
+    let id = json(&t.run(["inspect", "host"]).ok().stdout)[0]["Id"]
+        .as_str()
+        .unwrap()[..12]
+        .to_string();
+    assert_eq!(lines[2], id, "same UTS namespace");
+    let r = t.run([
+        "exec",
+        "-u",
+        "nobody",
+        "-w",
+        "/tmp",
+        "-e",
+        "X=2",
+        "host",
+        "sh",
+        "-c",
+        "id -u; pwd; echo $X; exit 7",
+    ]);
+    assert_eq!(r.status, 7, "{r}");
+    assert_eq!(r.stdout, "65534\n/tmp\n2\n");
+    let r = t
+        .run_with_stdin(["exec", "-i", "host", "wc", "-l"], b"a\nb\nc\n")
+        .ok();
+    assert_eq!(r.stdout.trim(), "3");
+    t.run([
+        "exec",
+        "-d",
+        "host",
+        "sh",
+        "-c",
+        "echo detached > /tmp/marker",
+    ])
+    .ok();
+    eventually("detached exec ran", || {
+        t.run(["exec", "host", "cat", "/tmp/marker"]).stdout == "detached\n"
+    });
+    assert_eq!(t.run(["exec", "host", "nosuch"]).status, 127);
+    // The course's `exec` into a container then finds what the app wrote.
+    t.run(["stop", "-t", "1", "host"]).ok();
+    let e = t.run(["exec", "host", "true"]).fails(1);
+    assert!(e.stderr.contains("is not running"), "{e}");
+}
+
+#[test]
+fn pause_top_and_stats() {
+    let t = ctx();
+    t.run([
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "--memory",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do sleep 0.05; done",
+    ])
+    .ok();
+    let top = t.run(["top", "busy"]).ok();
+    assert!(top.stdout.starts_with("UID"), "{top}");
+    assert!(top.stdout.contains("sh -c while true"), "{top}");
+    let stats = t
+        .run([
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+        ])
+        .ok();
+    assert!(
+        stats.stdout.starts_with("busy ") && stats.stdout.contains(" / 32MiB "),
+        "{stats}"
+    );
+
+    assert_eq!(t.run(["pause", "busy"]).ok().stdout, "busy\n");
+    assert_eq!(state(&t, "busy")["Status"], "paused");
+    assert!(t
+        .run(["ps", "--format", "{{.Status}}"])
+        .ok()
+        .stdout
+        .contains("(Paused)"));
+    let e = t.run(["exec", "busy", "true"]).fails(1);
+    assert!(e.stderr.contains("paused"), "{e}");
+    assert_eq!(t.run(["unpause", "busy"]).ok().stdout, "busy\n");
+    assert_eq!(state(&t, "busy")["Status"], "running");
+    t.run(["exec", "busy", "true"]).ok();
+    // Stopping a paused container thaws it first.
+    t.run(["pause", "busy"]).ok();
+    t.run(["stop", "-t", "1", "busy"]).ok();
+    assert_eq!(state(&t, "busy")["Status"], "exited");
+}
+
+/// A terminal session in tmux on a private server, ended when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(cmd: &str) -> Option<Self> {
+        if !berth_test::require_tool("tmux") {
+            return None;
+        }
+        let socket = format!("berth-test-{}-{}", std::process::id(), rand_suffix());
+        let ok = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "100",
+                "-y",
+                "30",
+                cmd,
+            ])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "tmux failed to start");
+        Some(Self { socket })
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket, "send-keys", "-t", "t"])
+            .args(keys);
+        assert!(c.status().unwrap().success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-t", "t", "-p"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn resize(&self, cols: u16, rows: u16) {
+        let ok = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "resize-window",
+                "-t",
+                "t",
+                "-x",
+                &cols.to_string(),
+                "-y",
+                &rows.to_string(),
+            ])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    fn wait_for(&self, text: &str) {
+        eventually(&format!("{text:?} on the screen"), || {
+            self.screen().contains(text)
+        });
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+}
+
+#[test]
+fn run_it_gives_a_real_terminal() {
+    let t = ctx();
+    let cmd = format!(
+        "{} --root {} run -it --name term busybox sh; echo EXIT=$?; sleep 60",
+        t.bin().display(),
+        t.root().display()
+    );
+    let Some(tm) = Tmux::start(&cmd) else { return };
+    tm.wait_for("/ #");
+    tm.keys(&["tty; stty size", "Enter"]);
+    tm.wait_for("30 100");
+    assert!(tm.screen().contains("/dev/pts/0"), "{}", tm.screen());
+    // A window-size change reaches the container's terminal.
+    tm.resize(120, 40);
+    std::thread::sleep(Duration::from_millis(300));
+    tm.keys(&["stty size", "Enter"]);
+    tm.wait_for("40 120");
+    // Ctrl-C interrupts the container's foreground process, not berth.
+    tm.keys(&["sleep 300", "Enter"]);
+    std::thread::sleep(Duration::from_millis(500));
+    tm.keys(&["C-c"]);
+    tm.keys(&["echo still-$((40+2))", "Enter"]);
+    // Only the shell, back at its prompt, prints the expanded line.
+    eventually("the shell answers after Ctrl-C", || {
+        tm.screen().lines().any(|l| l.trim_end() == "still-42")
+    });
+    tm.keys(&["exit 4", "Enter"]);
+    tm.wait_for("EXIT=4");
+    assert_eq!(state(&t, "term")["ExitCode"], 4);
+}
+
+#[test]
+fn exec_it_works_as_in_the_course() {
+    let t = ctx();
+    t.run(["run", "-d", "--name", "app", "busybox", "sleep", "600"])
+        .ok();
+    let cmd = format!(
+        "{} --root {} exec -it app sh; echo EXIT=$?; sleep 60",
+        t.bin().display(),
+        t.root().display()
+    );
+    let Some(tm) = Tmux::start(&cmd) else { return };
+    tm.wait_for("/ #");
+    tm.keys(&[
+        "ps -o comm | grep -c sleep; echo marker > /tmp/from-exec",
+        "Enter",
+    ]);
+    tm.keys(&["exit 2", "Enter"]);
+    tm.wait_for("EXIT=2");
+    assert_eq!(
+        t.run(["exec", "app", "cat", "/tmp/from-exec"]).ok().stdout,
+        "marker\n"
+    );
+}

@@ -6,6 +6,7 @@ pub mod history;
 pub mod images;
 pub mod import;
 pub mod inspect;
+pub mod lint;
 pub mod load;
 pub mod rmi;
 pub mod save;

@@ -299,11 +299,6 @@ pub fn run_create(ctx: &Context, a: RunArgs) -> Result<(), CliError> {
 /// `berth run`: create, start, and (unless -d) stream the output and return the
 /// container's exit status.
 pub fn run(ctx: &Context, a: RunArgs) -> Result<(), CliError> {
-    if a.tty {
-        return Err(CliError::usage(
-            "-t (a pseudo-terminal) is not available yet; run without -t, or with -i to feed standard input",
-        ));
-    }
     let c = create(ctx, &a)?;
     let store = ctx.store()?;
     let dir = store.layout().container(&c.id);
@@ -332,7 +327,10 @@ pub fn run(ctx: &Context, a: RunArgs) -> Result<(), CliError> {
     }
     let sock = berth_runtime::attach::connect(&dir)?;
     start_or_clean(ctx, &c, a.rm, m.started())?;
-    let code = stream(&dir, sock, a.interactive)?;
+    let code = stream(
+        sock,
+        super::attach_options(ctx, &c.id, a.interactive, a.tty),
+    )?;
     exit_with(ctx, &c.id, code)
 }
 

@@ -74,7 +74,8 @@ fn start_one(
     }
     let sock = berth_runtime::attach::connect(&dir)?;
     m.started()?;
-    let code = stream(&dir, sock, interactive)?;
+    let tty = config_of(&c).tty;
+    let code = stream(sock, super::attach_options(ctx, &c.id, interactive, tty))?;
     exit_with(ctx, &c.id, code)
 }
 

@@ -2,14 +2,21 @@
 //! these commands read it, signal processes, and settle the records of
 //! containers whose monitor died.
 
+pub mod commit;
 pub mod create;
+pub mod exec;
+pub mod files;
+pub mod freeze;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
+pub mod prune;
 pub mod ps;
+pub mod stats;
+pub mod terminal;
+pub mod top;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -200,17 +207,64 @@ impl MonitorHandle {
     }
 }
 
+/// How the local side of an attach behaves.
+pub struct StreamOptions {
+    /// Forward this process's standard input.
+    pub stdin: bool,
+    /// The container has a terminal: raw mode here, size changes forwarded.
+    pub tty: bool,
+    /// Without a terminal, signals to berth go to the container's process
+    /// (Docker's sig-proxy): its host PID, read when a signal comes.
+    pub proxy_signals_to: Option<Box<dyn Fn() -> Option<i64> + Send>>,
+}
+
 /// Relays a container's attach stream to this process's stdout and stderr
-/// (and, with `stdin`, this process's input to the container) until it exits.
-/// Returns the container's exit status.
-pub fn stream(
-    container_dir: &Path,
-    sock: std::os::unix::net::UnixStream,
-    stdin: bool,
-) -> Result<i32, CliError> {
-    let _ = container_dir;
-    if stdin {
-        let mut writer = sock.try_clone()?;
+/// (and its input to the container) until the container exits. Returns the
+/// container's exit status, or -1 if the stream ended without one.
+pub fn stream(sock: std::os::unix::net::UnixStream, opts: StreamOptions) -> Result<i32, CliError> {
+    use std::sync::{Arc, Mutex};
+    let writer = Arc::new(Mutex::new(sock.try_clone()?));
+    let send = {
+        let writer = writer.clone();
+        move |kind: u8, data: &[u8]| -> bool {
+            let mut w = writer.lock().expect("attach writer");
+            attach::write_frame(&mut *w, kind, data).is_ok()
+        }
+    };
+    let _raw = opts.tty.then(terminal::RawMode::enable);
+    if opts.tty {
+        if let Some((r, c)) = terminal::size() {
+            send(attach::IN_RESIZE, &attach::resize_payload(r, c));
+        }
+        if let Ok(mut signals) =
+            signal_hook::iterator::Signals::new([signal_hook::consts::SIGWINCH])
+        {
+            let send = send.clone();
+            std::thread::spawn(move || {
+                for _ in signals.forever() {
+                    if let Some((r, c)) = terminal::size() {
+                        send(attach::IN_RESIZE, &attach::resize_payload(r, c));
+                    }
+                }
+            });
+        }
+    } else if let Some(pid_of) = opts.proxy_signals_to {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+        if let Ok(mut signals) = signal_hook::iterator::Signals::new([
+            SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+        ]) {
+            std::thread::spawn(move || {
+                for sig in signals.forever() {
+                    let target = pid_of().and_then(|p| rustix::process::Pid::from_raw(p as i32));
+                    if let (Some(pid), Some(s)) = (target, rustix::process::Signal::from_raw(sig)) {
+                        let _ = rustix::process::kill_process(pid, s);
+                    }
+                }
+            });
+        }
+    }
+    if opts.stdin {
+        let send = send.clone();
         std::thread::spawn(move || {
             let mut input = std::io::stdin().lock();
             let mut buf = [0u8; 8192];
@@ -218,16 +272,16 @@ pub fn stream(
                 match input.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if writer.write_all(&buf[..n]).is_err() {
+                        if !send(attach::IN_DATA, &buf[..n]) {
                             return;
                         }
                     }
                 }
             }
-            let _ = writer.shutdown(std::net::Shutdown::Write);
+            send(attach::IN_CLOSE, &[]);
         });
-    } else {
-        let _ = sock.shutdown(std::net::Shutdown::Write);
+    } else if !opts.tty {
+        send(attach::IN_CLOSE, &[]);
     }
     let mut reader = BufReader::new(sock);
     let mut out = std::io::stdout();
@@ -255,6 +309,21 @@ pub fn stream(
             Some(_) => {}
             None => return Ok(-1),
         }
+    }
+}
+
+/// Stream options for an attached `run`/`start -a` of container `id`.
+pub fn attach_options(ctx: &Context, id: &str, stdin: bool, tty: bool) -> StreamOptions {
+    let root = ctx.root().clone();
+    let id = id.to_string();
+    StreamOptions {
+        stdin,
+        tty,
+        proxy_signals_to: Some(Box::new(move || {
+            let store = Store::open(&root).ok()?;
+            let c = store.container(&id).ok()?;
+            (c.pid > 0 && alive(c.pid, c.pid_start)).then_some(c.pid)
+        })),
     }
 }
 
