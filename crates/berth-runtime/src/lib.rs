@@ -23,4 +23,7 @@ pub mod spec;
 pub mod user;
 
 pub use config::{ContainerConfig, HostConfig, RestartPolicy};
+
+/// The static init process for `--init`, built from init/berth-init.c.
+pub const INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-init"));
 pub use error::{Error, Result};

@@ -234,6 +234,25 @@ impl Monitor {
         } else {
             Some(crate::netns::create(&self.dir)?)
         };
+        let init = if cfg.host_config.init {
+            let path = self.dir.join("init");
+            if !path.exists() {
+                berth_fs::write_atomic(&path, crate::INIT_BINARY)?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                    .map_err(io_err)?;
+            }
+            Some(path)
+        } else {
+            None
+        };
+        let argv: Vec<String> = match &init {
+            Some(_) => [spec::INIT_PATH.to_string(), "--".into()]
+                .into_iter()
+                .chain(argv)
+                .collect(),
+            None => argv,
+        };
         let spec = spec::build(&SpecInput {
             id: &self.record.id,
             config: cfg,
@@ -243,6 +262,7 @@ impl Monitor {
             rootfs: &self.paths.merged,
             etc: &etc,
             netns: netns.as_deref(),
+            init: init.as_deref(),
         })?;
         let bundle = self.dir.join("bundle");
         std::fs::create_dir_all(&bundle).map_err(io_err)?;

@@ -176,7 +176,12 @@ pub struct SpecInput<'a> {
     pub etc: &'a EtcFiles,
     /// A network namespace made beforehand, to join instead of a new one.
     pub netns: Option<&'a Path>,
+    /// The init binary on the host, for `--init` (argv then starts with it).
+    pub init: Option<&'a Path>,
 }
+
+/// Where `--init` puts the init process, as Docker does.
+pub const INIT_PATH: &str = "/sbin/docker-init";
 
 pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
     let cfg = input.config;
@@ -200,6 +205,9 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
         ("/etc/hosts", &input.etc.hosts),
     ] {
         mounts.push(json!({"destination": dest, "type": "bind", "source": file, "options": ["rbind", "rprivate"]}));
+    }
+    if let Some(init) = input.init {
+        mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
     }
     for (dest, opts) in &hc.tmpfs {
         let mut o = vec![
@@ -348,6 +356,7 @@ mod tests {
             rootfs: d.path(),
             etc: &etc,
             netns: None,
+            init: None,
         })
         .unwrap();
         assert_eq!(spec.hostname().as_deref(), Some("abc"));

@@ -880,3 +880,30 @@ fn exec_it_works_as_in_the_course() {
         "marker\n"
     );
 }
+
+#[test]
+fn init_forwards_signals_and_reaps() {
+    let t = ctx();
+    let r = t.run([
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; exit 6",
+    ]);
+    assert_eq!(r.status, 6, "{r}");
+    assert!(r.stdout.starts_with("/sbin/docker-init -- sh -c"), "{r}");
+    // Without --init, `sleep` as PID 1 ignores SIGTERM; with it, stop is clean.
+    t.run([
+        "run", "-d", "--init", "--name", "sleeper", "busybox", "sleep", "600",
+    ])
+    .ok();
+    t.run(["stop", "-t", "30", "sleeper"]).ok();
+    assert_eq!(
+        state(&t, "sleeper")["ExitCode"],
+        143,
+        "SIGTERM reached sleep"
+    );
+}
