@@ -4,6 +4,20 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, ResultExt};
 
+/// Temporary files start with this and the writer's PID
+/// (`.tmp-<pid>-<random>`), so a cleanup can tell a write in flight from the
+/// leftover of a killed process.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// The PID that wrote a temporary file, from its name.
+pub fn temp_owner(name: &str) -> Option<u32> {
+    name.strip_prefix(TEMP_PREFIX)?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// A file written under a temporary name in `tmp_dir` that appears at its final
 /// path only on [`AtomicFile::commit`]. Dropping it uncommitted removes the temp file.
 pub struct AtomicFile {
@@ -15,7 +29,7 @@ impl AtomicFile {
     /// the commit is a rename, not a copy.
     pub fn new_in(tmp_dir: &Path) -> Result<Self> {
         let file = tempfile::Builder::new()
-            .prefix(".tmp-")
+            .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
             .tempfile_in(tmp_dir)
             .at("cannot create a temporary file in", tmp_dir)?;
         Ok(Self { file: Some(file) })

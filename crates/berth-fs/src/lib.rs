@@ -10,7 +10,7 @@ mod error;
 mod hash;
 mod lock;
 
-pub use atomic::{fsync_dir, write_atomic, AtomicFile};
+pub use atomic::{fsync_dir, temp_owner, write_atomic, AtomicFile, TEMP_PREFIX};
 pub use error::{Error, Result, ResultExt};
 pub use hash::{sha256_hex_of_file, HashingReader, HashingWriter};
 pub use lock::FileLock;

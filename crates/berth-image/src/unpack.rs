@@ -21,6 +21,10 @@ pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 const AUFS_META_PREFIX: &str = ".wh..wh.";
 const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 const XATTR_PAX_PREFIX: &str = "SCHILY.xattr.";
+/// What the tar reader says when the stream ends inside the padding after an
+/// entry's data (a header cut short is "failed to read entire block" instead,
+/// and stays an error).
+const TAR_SKIP_EOF: &str = "unexpected EOF during skip";
 
 /// What unpacking learned about the layer.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +49,19 @@ pub fn unpack_layer<R: Read>(input: R, dest: &Path, what: &str) -> Result<LayerS
     let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
     let mut seen_dirs: HashSet<PathBuf> = HashSet::new();
 
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
+    let mut entries = archive.entries().map_err(bad)?;
+    loop {
+        let entry = match entries.next() {
+            None => break,
+            Some(Ok(e)) => e,
+            // Some writers (umoci 0.4's `insert`) end a layer right after the
+            // last file's data, without its padding or the end-of-archive
+            // blocks. Docker reads those layers, so berth does too: every
+            // entry before was complete (their sizes are checked below).
+            Some(Err(e)) if stats.entries > 0 && e.to_string() == TAR_SKIP_EOF => break,
+            Some(Err(e)) => return Err(bad(e)),
+        };
+        let mut entry = entry;
         let raw_path = entry.path().map_err(bad)?.into_owned();
         let Some(rel) = clean_path(&raw_path)? else {
             continue; // the root itself
@@ -117,6 +132,16 @@ pub fn unpack_layer<R: Read>(input: R, dest: &Path, what: &str) -> Result<LayerS
                     .open(&target)
                     .at("cannot create", &target)?;
                 let n = io::copy(&mut entry, &mut f).map_err(bad)?;
+                if n != entry.size() {
+                    return Err(bad(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "{} is cut short ({n} of {} bytes)",
+                            raw_path.display(),
+                            entry.size()
+                        ),
+                    )));
+                }
                 stats.size += n;
             }
             tar::EntryType::Symlink => {
@@ -341,6 +366,29 @@ mod tests {
             unpack_layer(&t[..], dir.path(), "test"),
             Err(Error::UnsafePath { .. })
         ));
+    }
+
+    #[test]
+    fn accepts_a_layer_without_end_blocks_but_not_a_cut_file() {
+        let full = tar_of(&[("a", tar::EntryType::Regular, b"hello", None)]);
+        // Header (512) + data (5), no padding, no end-of-archive blocks.
+        let dir = tempfile::tempdir().unwrap();
+        let stats = unpack_layer(&full[..517], dir.path(), "test").unwrap();
+        assert_eq!(stats.size, 5);
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            unpack_layer(&full[..515], dir.path(), "test").is_err(),
+            "data cut short"
+        );
+        let two = tar_of(&[
+            ("a", tar::EntryType::Regular, b"hello", None),
+            ("b", tar::EntryType::Regular, b"x", None),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            unpack_layer(&two[..1024 + 100], dir.path(), "test").is_err(),
+            "header cut short"
+        );
     }
 
     #[test]

@@ -46,6 +46,29 @@ pub struct HostConfig {
     /// Mount point -> options (`size=64m,mode=1777`).
     pub tmpfs: BTreeMap<String, String>,
     pub init: bool,
+    /// Binds, volumes and tmpfs mounts, as `-v`, `--mount`, `--tmpfs`,
+    /// `--volumes-from` and the image's VOLUMEs asked for them.
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
+}
+
+/// One mount of a container (Docker's `mount.Mount`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct MountSpec {
+    /// "bind", "volume" or "tmpfs".
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// The host path of a bind, the name of a volume; empty for tmpfs.
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+    /// For volumes: do not fill a new, empty volume from the image.
+    #[serde(default)]
+    pub no_copy: bool,
+    /// Bind propagation (rprivate when empty), or tmpfs options.
+    #[serde(default)]
+    pub options: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -21,8 +21,9 @@ pub mod rootfs;
 pub mod signal;
 pub mod spec;
 pub mod user;
+pub mod volume;
 
-pub use config::{ContainerConfig, HostConfig, RestartPolicy};
+pub use config::{ContainerConfig, HostConfig, MountSpec, RestartPolicy};
 
 /// The static init process for `--init`, built from init/berth-init.c.
 pub const INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-init"));

@@ -198,8 +198,15 @@ impl Monitor {
         crate::netns::release(&self.dir);
         let _ = std::fs::remove_file(self.dir.join("attach.sock"));
         if self.config.host_config.auto_remove {
+            // `--rm` takes the container's anonymous volumes with it, as Docker's does.
+            let volumes = self.store.container_volumes(&self.record.id)?;
             self.store.delete_container(&self.record.id)?;
             let _ = std::fs::remove_dir_all(&self.dir);
+            for (name, _) in volumes {
+                if self.store.volume(&name).is_ok_and(|v| v.anonymous) {
+                    let _ = self.store.remove_volume(&name);
+                }
+            }
         }
         Ok(())
     }
@@ -253,6 +260,15 @@ impl Monitor {
                 .collect(),
             None => argv,
         };
+        // Volumes: their data directories, filled from the image when new.
+        let mut volume_sources = std::collections::HashMap::new();
+        for m in cfg.host_config.mounts.iter().filter(|m| m.kind == "volume") {
+            let data = self.store.layout().volume_data(&m.source);
+            if !m.no_copy {
+                crate::volume::populate(&self.paths.merged, &m.target, &data)?;
+            }
+            volume_sources.insert(m.target.clone(), data);
+        }
         let spec = spec::build(&SpecInput {
             id: &self.record.id,
             config: cfg,
@@ -263,6 +279,7 @@ impl Monitor {
             etc: &etc,
             netns: netns.as_deref(),
             init: init.as_deref(),
+            volume_sources,
         })?;
         let bundle = self.dir.join("bundle");
         std::fs::create_dir_all(&bundle).map_err(io_err)?;

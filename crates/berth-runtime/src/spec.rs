@@ -178,6 +178,8 @@ pub struct SpecInput<'a> {
     pub netns: Option<&'a Path>,
     /// The init binary on the host, for `--init` (argv then starts with it).
     pub init: Option<&'a Path>,
+    /// Host directories of the volume mounts, by target.
+    pub volume_sources: std::collections::HashMap<String, std::path::PathBuf>,
 }
 
 /// Where `--init` puts the init process, as Docker does.
@@ -208,6 +210,47 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
     }
     if let Some(init) = input.init {
         mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
+    }
+    // Parents before children, as Docker sorts mounts.
+    let mut user_mounts: Vec<&crate::config::MountSpec> = hc.mounts.iter().collect();
+    user_mounts.sort_by_key(|m| Path::new(&m.target).components().count());
+    for m in user_mounts {
+        match m.kind.as_str() {
+            "tmpfs" => {
+                let mut o = vec![
+                    "nosuid".to_string(),
+                    "nodev".to_string(),
+                    "noexec".to_string(),
+                ];
+                o.extend(
+                    m.options
+                        .split(',')
+                        .filter(|x| !x.is_empty())
+                        .map(str::to_string),
+                );
+                if m.read_only {
+                    o.push("ro".into());
+                }
+                mounts.push(json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": o}));
+            }
+            _ => {
+                let source = input
+                    .volume_sources
+                    .get(&m.target)
+                    .cloned()
+                    .unwrap_or_else(|| m.source.clone().into());
+                let propagation = if m.options.is_empty() {
+                    "rprivate"
+                } else {
+                    m.options.as_str()
+                };
+                let mut o = vec!["rbind".to_string(), propagation.to_string()];
+                if m.read_only {
+                    o.push("ro".into());
+                }
+                mounts.push(json!({"destination": m.target, "type": "bind", "source": source, "options": o}));
+            }
+        }
     }
     for (dest, opts) in &hc.tmpfs {
         let mut o = vec![
@@ -357,6 +400,7 @@ mod tests {
             etc: &etc,
             netns: None,
             init: None,
+            volume_sources: Default::default(),
         })
         .unwrap();
         assert_eq!(spec.hostname().as_deref(), Some("abc"));

@@ -72,6 +72,23 @@ CREATE TABLE containers (
 );
 CREATE INDEX containers_image ON containers(image_id);
 "#,
+    r#"
+CREATE TABLE volumes (
+    name      TEXT PRIMARY KEY,
+    driver    TEXT NOT NULL DEFAULT 'local',
+    labels    TEXT NOT NULL DEFAULT '{}',   -- JSON object
+    options   TEXT NOT NULL DEFAULT '{}',   -- JSON object
+    anonymous INTEGER NOT NULL DEFAULT 0,
+    created   TEXT NOT NULL
+);
+CREATE TABLE container_volumes (
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    volume       TEXT NOT NULL REFERENCES volumes(name),
+    destination  TEXT NOT NULL,
+    PRIMARY KEY (container_id, destination)
+);
+CREATE INDEX container_volumes_volume ON container_volumes(volume);
+"#,
 ];
 
 pub fn open(path: &Path) -> Result<Connection> {
@@ -79,7 +96,24 @@ pub fn open(path: &Path) -> Result<Connection> {
     db.busy_timeout(BUSY_TIMEOUT)?;
     // WAL lets readers (ps, images) run while a writer commits; NORMAL sync is
     // durable against a killed process, which is the failure berth must survive.
-    db.pragma_update(None, "journal_mode", "WAL")?;
+    // Switching a new database to WAL needs an exclusive lock and SQLite does
+    // not wait for it through the busy handler, so several processes opening a
+    // fresh root at once retry here.
+    let start = std::time::Instant::now();
+    loop {
+        match db.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => break,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && start.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     db.pragma_update(None, "synchronous", "NORMAL")?;
     db.pragma_update(None, "foreign_keys", "ON")?;
     migrate(&mut db, path)?;

@@ -24,6 +24,13 @@ pub enum Error {
         container: String,
         short: String,
     },
+    #[error("get {0}: no such volume")]
+    NoSuchVolume(String),
+    #[error("remove {name}: volume is in use - [{}]", containers.join(", "))]
+    VolumeInUse {
+        name: String,
+        containers: Vec<String>,
+    },
     #[error("image ID prefix {0:?} is ambiguous; give more characters")]
     AmbiguousId(String),
     #[error("invalid image config: {0}")]

@@ -71,8 +71,23 @@ impl Store {
         let mut live_blobs: HashSet<String> = self.column("SELECT id FROM images")?;
         live_blobs.extend(self.column::<HashSet<String>>("SELECT manifest_digest FROM images")?);
         live_blobs.extend(self.column::<HashSet<String>>("SELECT diff_id FROM layers")?);
+        // Temporary files of atomic writes whose writer is gone.
+        for dir in [self.layout.root().to_path_buf(), self.layout.blobs_dir()] {
+            for entry in read_dir_names(&dir)? {
+                if !entry.starts_with(berth_fs::TEMP_PREFIX) {
+                    continue;
+                }
+                let writer_alive = berth_fs::temp_owner(&entry)
+                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                if !writer_alive {
+                    let p = dir.join(&entry);
+                    report.bytes += fs::symlink_metadata(&p).map(|m| m.len()).unwrap_or(0);
+                    let _ = fs::remove_file(&p);
+                }
+            }
+        }
         for entry in read_dir_names(&self.layout.blobs_dir())? {
-            if entry.starts_with(".tmp-") {
+            if entry.starts_with(berth_fs::TEMP_PREFIX) {
                 continue; // an atomic write in flight
             }
             if !live_blobs.contains(&format!("sha256:{entry}")) {

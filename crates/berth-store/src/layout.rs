@@ -45,6 +45,7 @@ impl Layout {
             l.blobs_dir(),
             l.layers_dir(),
             l.containers_dir(),
+            l.volumes_dir(),
             l.tmp(),
         ] {
             fs::create_dir_all(&d).at("cannot create", &d)?;
@@ -90,6 +91,13 @@ impl Layout {
     /// A container's own directory: its writable layer, runtime state, logs.
     pub fn container(&self, id: &str) -> PathBuf {
         self.containers_dir().join(id)
+    }
+    pub fn volumes_dir(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+    /// Where a volume's data lives (Docker's `Mountpoint`).
+    pub fn volume_data(&self, name: &str) -> PathBuf {
+        self.volumes_dir().join(name).join("_data")
     }
     pub fn layer_diff(&self, chain_id: &Digest) -> PathBuf {
         self.layer(chain_id).join("diff")

@@ -8,6 +8,7 @@
 //!   blobs/sha256/<hex>       configs, manifests, uncompressed layer tars (by diff ID)
 //!   layers/<chain hex>/diff  unpacked layers, overlayfs lower-layer form
 //!   containers/<id>/         upper/, work/, merged/, runtime state, json log
+//!   volumes/<name>/_data     named and anonymous volumes
 //!   tmp/<pid>.<rand>/        staging of an operation in flight; garbage once its
 //!                            process is gone
 //! ```
@@ -27,6 +28,7 @@ mod images;
 mod layout;
 mod oci_index;
 mod staging;
+mod volumes;
 
 pub use containers::{ContainerRecord, ContainerStatus};
 pub use error::{Error, Result};
@@ -34,6 +36,7 @@ pub use gc::GcReport;
 pub use images::{CommitOutcome, ImageRecord, LayerRecord, NewImage, RemoveEvent};
 pub use layout::{default_root, Layout};
 pub use staging::Staging;
+pub use volumes::VolumeRecord;
 
 use std::path::{Path, PathBuf};
 

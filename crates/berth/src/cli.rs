@@ -90,6 +90,9 @@ pub enum Command {
     Cp(CpArgs),
     /// Check a Dockerfile against container best practices
     Lint(LintArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -357,6 +360,18 @@ pub struct RunArgs {
     /// Set meta data on a container
     #[arg(short, long, value_name = "list")]
     pub label: Vec<String>,
+    /// Bind mount a volume: NAME:/path, /host/path:/path or ./rel:/path (with :ro), or /path for an anonymous volume
+    #[arg(short, long, value_name = "list")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount: type=bind|volume|tmpfs,source=…,target=…[,readonly][,volume-nocopy][,bind-propagation=…]
+    #[arg(long, value_name = "mount")]
+    pub mount: Vec<String>,
+    /// Mount volumes from the specified container(s) (CONTAINER[:ro|:rw])
+    #[arg(long, value_name = "list")]
+    pub volumes_from: Vec<String>,
+    /// Allow binding the host's root directory (/) into the container; the container can then change every file on this machine
+    #[arg(long)]
+    pub allow_host_root: bool,
     /// Connect a container to a network (none, host)
     #[arg(
         long,
@@ -680,4 +695,79 @@ pub struct LintArgs {
     /// The Dockerfile, or - for STDIN (default: ./Dockerfile)
     #[arg(value_name = "PATH|-")]
     pub path: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(VolumeInspectArgs),
+    /// Remove one or more volumes
+    #[command(visible_alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove unused volumes
+    Prune(VolumePruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// Specify volume driver name
+    #[arg(short, long, value_name = "string", default_value = "local")]
+    pub driver: String,
+    /// Set metadata for a volume
+    #[arg(long, value_name = "list")]
+    pub label: Vec<String>,
+    /// Set driver specific options
+    #[arg(short, long = "opt", value_name = "map")]
+    pub opt: Vec<String>,
+    #[arg(value_name = "VOLUME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeLsArgs {
+    /// Only display volume names
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Provide filter values (e.g. "dangling=true", "name=…", "label=…")
+    #[arg(short, long, value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeInspectArgs {
+    /// Format output using a custom template
+    #[arg(short, long, value_name = "string")]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "VOLUME")]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    /// Force the removal of one or more volumes (a missing volume is not an error)
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "VOLUME")]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Remove all unused volumes, not just anonymous ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "label=<label>")
+    #[arg(long, value_name = "filter")]
+    pub filter: Vec<String>,
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
+use cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand, VolumeCommand};
 use error::{status, CliError};
 
 fn main() -> ExitCode {
@@ -124,6 +124,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Container(ContainerCommand::Prune(a)) => commands::container::prune::run(&ctx, a),
         Command::Lint(a) => commands::lint::run(&ctx, a),
+        Command::Volume(VolumeCommand::Create(a)) => commands::volume::create(&ctx, a),
+        Command::Volume(VolumeCommand::Ls(a)) => commands::volume::ls(&ctx, a),
+        Command::Volume(VolumeCommand::Inspect(a)) => commands::volume::inspect(&ctx, a),
+        Command::Volume(VolumeCommand::Rm(a)) => commands::volume::rm(&ctx, a),
+        Command::Volume(VolumeCommand::Prune(a)) => commands::volume::prune(&ctx, a),
         Command::Monitor(a) => {
             let code = berth_runtime::monitor::run(ctx.root(), &a.id, a.attach);
             if code == 0 {

@@ -108,6 +108,11 @@ fn inspect(
     Err(CliError::exit(status::FAILURE))
 }
 
+/// JSON as Docker's inspect commands print it.
+pub fn docker_json(v: &Value) -> String {
+    indent_like_docker(&serde_json::to_string_pretty(v).expect("json"))
+}
+
 /// Docker indents inspect output with four spaces.
 fn indent_like_docker(two_space: &str) -> String {
     two_space

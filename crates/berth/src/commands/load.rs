@@ -59,7 +59,12 @@ pub fn run(ctx: &Context, a: LoadArgs) -> Result<(), CliError> {
             }
             let f = File::open(path)
                 .map_err(|e| CliError::new(format!("open {}: {e}", path.display())))?;
-            let staged = stage_layer(f, &staging.subdir(&format!("layer-{n}-{i}"))?, &what)?;
+            let layer_what = format!(
+                "layer {} ({}) of {what}",
+                i + 1,
+                path.file_name().unwrap_or_default().to_string_lossy()
+            );
+            let staged = stage_layer(f, &staging.subdir(&format!("layer-{n}-{i}"))?, &layer_what)?;
             if let Some(want) = expected {
                 if *want != staged.input_digest {
                     return Err(CliError::new(format!(

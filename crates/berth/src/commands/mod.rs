@@ -12,6 +12,7 @@ pub mod rmi;
 pub mod save;
 pub mod system;
 pub mod tag;
+pub mod volume;
 
 use std::path::PathBuf;
 

@@ -244,6 +244,7 @@ pub fn create(ctx: &Context, a: &RunArgs) -> Result<ContainerRecord, CliError> {
             pids_limit: a.pids_limit.unwrap_or(0),
             tmpfs,
             init: a.init,
+            mounts: Vec::new(),
         },
     };
     if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
@@ -256,6 +257,22 @@ pub fn create(ctx: &Context, a: &RunArgs) -> Result<ContainerRecord, CliError> {
         Some(n) => n.clone(),
         None => generated_name(&store),
     };
+    let mut config = config;
+    let mut mounts = super::mounts::collect(
+        &store,
+        &config.volumes,
+        &a.volume,
+        &a.mount,
+        &a.volumes_from,
+        a.allow_host_root,
+    )?;
+    for m in mounts
+        .iter_mut()
+        .filter(|m| m.kind == "volume" && m.source.is_empty())
+    {
+        m.source = new_id();
+    }
+    config.host_config.mounts = mounts;
     let record = ContainerRecord {
         id: id.clone(),
         name,
@@ -279,13 +296,39 @@ pub fn create(ctx: &Context, a: &RunArgs) -> Result<ContainerRecord, CliError> {
     let dir = store.layout().container(&id);
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError::new(format!("create {}: {e}", dir.display())))?;
+    let engine = |e: berth_store::Error| CliError {
+        message: e.to_string(),
+        status: status::ENGINE,
+        silent: false,
+    };
     if let Err(e) = store.create_container(&record) {
         let _ = std::fs::remove_dir_all(&dir);
-        return Err(CliError {
-            message: e.to_string(),
-            status: status::ENGINE,
-            silent: false,
-        });
+        return Err(engine(e));
+    }
+    // Volumes are made (named ones on first use) and tied to the container, so
+    // none can be removed while it exists.
+    let now = berth_runtime::monitor::now();
+    for m in config
+        .host_config
+        .mounts
+        .iter()
+        .filter(|m| m.kind == "volume")
+    {
+        let anonymous = m.source.len() == 64 && m.source.bytes().all(|b| b.is_ascii_hexdigit());
+        let made = store
+            .create_volume(
+                &m.source,
+                &BTreeMap::new(),
+                &BTreeMap::new(),
+                anonymous,
+                &now,
+            )
+            .and_then(|_| store.attach_volume(&id, &m.source, &m.target));
+        if let Err(e) = made {
+            let _ = store.delete_container(&id);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(engine(e));
+        }
     }
     Ok(record)
 }

@@ -81,7 +81,19 @@ pub fn container_json(store: &Store, c: &ContainerRecord) -> Value {
             },
             "Name": "overlay",
         },
-        "Mounts": [],
+        "Mounts": hc.mounts.iter().map(|m| {
+            let volume = m.kind == "volume";
+            json!({
+                "Type": m.kind,
+                "Name": if volume { json!(m.source) } else { Value::Null },
+                "Source": if volume { store.layout().volume_data(&m.source).display().to_string() } else { m.source.clone() },
+                "Destination": m.target,
+                "Driver": if volume { "local" } else { "" },
+                "Mode": if volume { "z" } else { "" },
+                "RW": !m.read_only,
+                "Propagation": if m.kind == "bind" { if m.options.is_empty() { "rprivate".to_string() } else { m.options.clone() } } else { String::new() },
+            })
+        }).collect::<Vec<_>>(),
         "Config": {
             "Hostname": cfg.hostname,
             "Domainname": "",

@@ -238,11 +238,23 @@ pub fn rm(ctx: &Context, a: RmArgs) -> Result<(), CliError> {
                 )));
             }
         }
+        let volumes = store.container_volumes(&c.id)?;
         match store.container(&c.id) {
             Ok(c) => remove(&mut store, &c)?,
             // `--rm`: the monitor removed it already.
             Err(berth_store::Error::NoSuchContainer(_)) => {}
             Err(e) => return Err(e.into()),
+        }
+        if a.volumes {
+            // Only anonymous volumes, and only if no other container uses them.
+            for (name, _) in volumes {
+                if store
+                    .volume(&name)
+                    .is_ok_and(|v| v.anonymous && v.used_by.is_empty())
+                {
+                    store.remove_volume(&name)?;
+                }
+            }
         }
         writeln!(output::stdout(), "{q}")?;
         Ok(())

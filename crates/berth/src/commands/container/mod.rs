@@ -10,6 +10,7 @@ pub mod freeze;
 pub mod inspect;
 pub mod lifecycle;
 pub mod logs;
+pub mod mounts;
 pub mod prune;
 pub mod ps;
 pub mod stats;

@@ -37,9 +37,12 @@ impl Drop for RawMode {
 
 /// The size of the terminal on standard output (or input), rows then columns.
 pub fn size() -> Option<(u16, u16)> {
-    [tcgetwinsize(std::io::stdout()), tcgetwinsize(std::io::stdin())]
-        .into_iter()
-        .flatten()
-        .find(|ws| ws.ws_row > 0 && ws.ws_col > 0)
-        .map(|ws| (ws.ws_row, ws.ws_col))
+    [
+        tcgetwinsize(std::io::stdout()),
+        tcgetwinsize(std::io::stdin()),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|ws| ws.ws_row > 0 && ws.ws_col > 0)
+    .map(|ws| (ws.ws_row, ws.ws_col))
 }

@@ -1,0 +1,129 @@
+//! Filling a new volume from the image, as Docker does: when an empty volume
+//! is mounted where the image has files, those files (with their owners and
+//! modes) are copied in first, so a non-root USER can write where the image
+//! gave it a directory.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use rustix::fs::{mknodat, utimensat, AtFlags, FileType, Mode, Timespec, Timestamps, CWD};
+
+use crate::command::resolve_in_root;
+use crate::error::{Error, Result};
+
+/// Copies the image's content at `target` (a path inside the container whose
+/// root is `rootfs`) into the empty volume directory `data`. Does nothing when
+/// the volume has content or the image has nothing there.
+pub fn populate(rootfs: &Path, target: &str, data: &Path) -> Result<bool> {
+    let is_empty = fs::read_dir(data)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    if !is_empty {
+        return Ok(false);
+    }
+    let Some(src) = resolve_in_root(rootfs, target) else {
+        return Ok(false);
+    };
+    let Ok(meta) = fs::symlink_metadata(&src) else {
+        return Ok(false);
+    };
+    if !meta.is_dir() {
+        return Ok(false);
+    }
+    let mut links = HashMap::new();
+    let err = |e: io::Error| Error::Runtime(format!("cannot fill volume from {target}: {e}"));
+    copy_dir_contents(&src, data, &mut links).map_err(err)?;
+    copy_metadata(&src, data, &meta).map_err(err)?;
+    Ok(true)
+}
+
+fn copy_dir_contents(
+    src: &Path,
+    dst: &Path,
+    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
+) -> io::Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(src)?.collect::<io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let from = e.path();
+        let to = dst.join(e.file_name());
+        let meta = fs::symlink_metadata(&from)?;
+        let ft = meta.file_type();
+        if !ft.is_dir() && meta.nlink() > 1 {
+            if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+                fs::hard_link(first, &to)?;
+                continue;
+            }
+            links.insert((meta.dev(), meta.ino()), to.clone());
+        }
+        if ft.is_dir() {
+            fs::create_dir(&to)?;
+            copy_dir_contents(&from, &to, links)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
+        } else if ft.is_file() {
+            fs::copy(&from, &to)?;
+        } else {
+            use std::os::unix::fs::FileTypeExt;
+            let kind = if ft.is_char_device() {
+                FileType::CharacterDevice
+            } else if ft.is_block_device() {
+                FileType::BlockDevice
+            } else if ft.is_fifo() {
+                FileType::Fifo
+            } else {
+                continue; // sockets are not copied
+            };
+            mknodat(CWD, &to, kind, Mode::from_raw_mode(0o600), meta.rdev())?;
+        }
+        copy_metadata(&from, &to, &meta)?;
+    }
+    Ok(())
+}
+
+fn copy_metadata(_from: &Path, to: &Path, meta: &fs::Metadata) -> io::Result<()> {
+    lchown(to, Some(meta.uid()), Some(meta.gid()))?;
+    if !meta.file_type().is_symlink() {
+        fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    }
+    let ts = |s: i64, ns: i64| Timespec {
+        tv_sec: s,
+        tv_nsec: ns,
+    };
+    let times = Timestamps {
+        last_access: ts(meta.atime(), meta.atime_nsec()),
+        last_modification: ts(meta.mtime(), meta.mtime_nsec()),
+    };
+    utimensat(CWD, to, &times, AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_only_empty_volumes_keeping_owners() {
+        let root = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let app = root.path().join("var/lib/app");
+        fs::create_dir_all(app.join("sub")).unwrap();
+        fs::write(app.join("sub/file"), b"x").unwrap();
+        lchown(&app, Some(1000), Some(1000)).unwrap();
+        fs::set_permissions(&app, fs::Permissions::from_mode(0o750)).unwrap();
+        assert!(populate(root.path(), "/var/lib/app", data.path()).unwrap());
+        assert_eq!(fs::read(data.path().join("sub/file")).unwrap(), b"x");
+        let m = fs::metadata(data.path()).unwrap();
+        assert_eq!((m.uid(), m.mode() & 0o777), (1000, 0o750));
+        // Not empty any more: left alone.
+        fs::write(app.join("new"), b"y").unwrap();
+        assert!(!populate(root.path(), "/var/lib/app", data.path()).unwrap());
+        assert!(!data.path().join("new").exists());
+        // Nothing in the image there: nothing to do.
+        let other = tempfile::tempdir().unwrap();
+        assert!(!populate(root.path(), "/nowhere", other.path()).unwrap());
+    }
+}

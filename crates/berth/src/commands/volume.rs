@@ -1,0 +1,269 @@
+//! `berth volume create|ls|inspect|rm|prune`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+
+use berth_store::VolumeRecord;
+use serde_json::{json, Value};
+
+use super::container::mounts::valid_volume_name;
+use super::{parse_filters, Context};
+use crate::cli::{
+    VolumeCreateArgs, VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs,
+};
+use crate::error::{status, CliError};
+use crate::output::{self, render_rows, template::Template, units};
+
+const DEFAULT_TABLE: &str = "table {{.Driver}}\t{{.Name}}";
+const HEADERS: &[(&str, &str)] = &[
+    ("Driver", "DRIVER"),
+    ("Name", "VOLUME NAME"),
+    ("Mountpoint", "MOUNTPOINT"),
+    ("Labels", "LABELS"),
+    ("Scope", "SCOPE"),
+];
+
+fn key_values(list: &[String], what: &str) -> Result<BTreeMap<String, String>, CliError> {
+    list.iter()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            if k.is_empty() {
+                return Err(CliError::usage(format!(
+                    "invalid {what} {kv:?}: use KEY=VALUE"
+                )));
+            }
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+pub fn create(ctx: &Context, a: VolumeCreateArgs) -> Result<(), CliError> {
+    if a.driver != "local" {
+        return Err(CliError::new(format!(
+            "error looking up volume plugin {}: plugin \"{}\" not found; berth has the local driver",
+            a.driver, a.driver
+        )));
+    }
+    let labels = key_values(&a.label, "label")?;
+    let options = key_values(&a.opt, "option")?;
+    if !options.is_empty() {
+        return Err(CliError::new(
+            "volume options (-o) of the local driver (tmpfs, nfs and other mounts) are not supported; create the volume without -o",
+        ));
+    }
+    let mut store = ctx.store()?;
+    let (name, anonymous) = match a.name {
+        Some(n) => {
+            if !valid_volume_name(&n) {
+                return Err(CliError::new(format!(
+                    "create {n}: \"{n}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed"
+                )));
+            }
+            (n, false)
+        }
+        None => {
+            let mut buf = [0u8; 32];
+            let mut f = std::fs::File::open("/dev/urandom")?;
+            std::io::Read::read_exact(&mut f, &mut buf)?;
+            (hex::encode(buf), true)
+        }
+    };
+    let (v, _) = store.create_volume(
+        &name,
+        &labels,
+        &options,
+        anonymous,
+        &super::rfc3339_nano(chrono::Utc::now()),
+    )?;
+    writeln!(output::stdout(), "{}", v.name)?;
+    Ok(())
+}
+
+fn volume_json(ctx: &Context, v: &VolumeRecord) -> Result<Value, CliError> {
+    let store = ctx.store()?;
+    Ok(json!({
+        "CreatedAt": created_at(&v.created),
+        "Driver": v.driver,
+        "Labels": if v.labels.is_empty() { Value::Null } else { json!(v.labels) },
+        "Mountpoint": store.layout().volume_data(&v.name),
+        "Name": v.name,
+        "Options": if v.options.is_empty() { Value::Null } else { json!(v.options) },
+        "Scope": "local",
+    }))
+}
+
+/// Docker prints volume times to the second.
+fn created_at(t: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string()
+        })
+        .unwrap_or_else(|_| t.to_string())
+}
+
+pub fn ls(ctx: &Context, a: VolumeLsArgs) -> Result<(), CliError> {
+    let store = ctx.store()?;
+    let filters = parse_filters(&a.filter, &["dangling", "name", "label", "driver"])?;
+    let mut rows = Vec::new();
+    for v in store.volumes()? {
+        let keep = filters.iter().all(|&(k, val)| match k {
+            "dangling" => (val == "true" || val == "1") == v.used_by.is_empty(),
+            "name" => v.name.contains(val),
+            "driver" => v.driver == val,
+            "label" => match val.split_once('=') {
+                Some((lk, lv)) => v.labels.get(lk).is_some_and(|x| x == lv),
+                None => v.labels.contains_key(val),
+            },
+            _ => true,
+        });
+        if !keep {
+            continue;
+        }
+        let labels = v
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        rows.push(json!({
+            "Availability": "N/A",
+            "Driver": v.driver,
+            "Group": "N/A",
+            "Labels": labels,
+            "Links": v.used_by.len().to_string(),
+            "Mountpoint": store.layout().volume_data(&v.name),
+            "Name": v.name,
+            "Scope": "local",
+            "Size": "N/A",
+            "Status": "N/A",
+        }));
+    }
+    let format = if a.quiet {
+        Some("{{.Name}}")
+    } else {
+        a.format.as_deref()
+    };
+    render_rows(&mut output::stdout(), format, DEFAULT_TABLE, &rows, HEADERS)
+}
+
+pub fn inspect(ctx: &Context, a: VolumeInspectArgs) -> Result<(), CliError> {
+    let store = ctx.store()?;
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for n in &a.names {
+        match store.volume(n) {
+            Ok(v) => found.push(volume_json(ctx, &v)?),
+            Err(berth_store::Error::NoSuchVolume(_)) => missing.push(n.clone()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut out = output::stdout();
+    match a.format.as_deref() {
+        None | Some("json") => {
+            writeln!(out, "{}", super::inspect::docker_json(&Value::Array(found)))?
+        }
+        Some(f) => {
+            let tpl = Template::parse(f)?;
+            for v in &found {
+                writeln!(out, "{}", tpl.render(v)?)?;
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    out.flush()?;
+    for m in missing {
+        writeln!(std::io::stderr(), "Error: No such volume: {m}")?;
+    }
+    Err(CliError::exit(status::FAILURE))
+}
+
+pub fn rm(ctx: &Context, a: VolumeRmArgs) -> Result<(), CliError> {
+    let mut store = ctx.store()?;
+    super::container::for_each(&a.names, |n| {
+        match store.remove_volume(n) {
+            Ok(_) => {}
+            Err(berth_store::Error::NoSuchVolume(_)) if a.force => {}
+            Err(e @ berth_store::Error::VolumeInUse { .. }) => {
+                return Err(CliError::new(e.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        writeln!(output::stdout(), "{n}")?;
+        Ok(())
+    })
+}
+
+/// Asks Docker's question unless `-f`; refuses without a terminal to ask on.
+pub fn confirm(warning: &str, force: bool) -> Result<bool, CliError> {
+    if force {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::new(format!(
+            "{warning} Not asking without a terminal: add -f to confirm."
+        )));
+    }
+    let mut err = std::io::stderr();
+    write!(
+        err,
+        "WARNING! {warning}\nAre you sure you want to continue? [y/N] "
+    )?;
+    err.flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+pub fn prune(ctx: &Context, a: VolumePruneArgs) -> Result<(), CliError> {
+    let warning = if a.all {
+        "This will remove all local volumes not used by at least one container."
+    } else {
+        "This will remove anonymous local volumes not used by at least one container."
+    };
+    if !confirm(warning, a.force)? {
+        return Ok(());
+    }
+    let filters = parse_filters(&a.filter, &["label", "all"])?;
+    let all = a.all
+        || filters
+            .iter()
+            .any(|&(k, v)| k == "all" && (v == "true" || v == "1"));
+    let mut store = ctx.store()?;
+    let mut removed = Vec::new();
+    let mut bytes = 0;
+    for v in store.volumes()? {
+        let label_ok = filters
+            .iter()
+            .filter(|(k, _)| *k == "label")
+            .all(|&(_, val)| match val.split_once('=') {
+                Some((lk, lv)) => v.labels.get(lk).is_some_and(|x| x == lv),
+                None => v.labels.contains_key(val),
+            });
+        if !v.used_by.is_empty() || !(all || v.anonymous) || !label_ok {
+            continue;
+        }
+        match store.remove_volume(&v.name) {
+            Ok(n) => {
+                bytes += n;
+                removed.push(v.name);
+            }
+            // Taken into use meanwhile: not garbage after all.
+            Err(berth_store::Error::VolumeInUse { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut out = output::stdout();
+    if !removed.is_empty() {
+        writeln!(out, "Deleted Volumes:")?;
+        for n in &removed {
+            writeln!(out, "{n}")?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out, "Total reclaimed space: {}", units::human_size(bytes))?;
+    Ok(())
+}
