@@ -50,6 +50,9 @@ pub struct HostConfig {
     /// `--volumes-from` and the image's VOLUMEs asked for them.
     #[serde(default)]
     pub mounts: Vec<MountSpec>,
+    /// `-p`/`-P`, with host port 0 for "any free port".
+    #[serde(default)]
+    pub port_bindings: Vec<crate::ports::PortBinding>,
 }
 
 /// One mount of a container (Docker's `mount.Mount`).

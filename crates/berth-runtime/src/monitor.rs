@@ -84,6 +84,8 @@ impl StatusLine {
 }
 
 struct Monitor {
+    /// The port proxy process, while ports are published.
+    proxy: Option<std::process::Child>,
     store: Store,
     record: ContainerRecord,
     config: ContainerConfig,
@@ -100,6 +102,7 @@ impl Monitor {
         let dir = store.layout().container(&record.id);
         let paths = RootPaths::new(&dir);
         Ok(Self {
+            proxy: None,
             store,
             record,
             config,
@@ -120,6 +123,7 @@ impl Monitor {
         self.record.pid = 0;
         self.record.monitor_pid = 0;
         let _ = self.store.save_container_state(&self.record);
+        self.stop_proxy();
         let _ = unmount_rootfs(&self.paths);
         crate::netns::release(&self.dir);
     }
@@ -194,6 +198,7 @@ impl Monitor {
 
     /// Releases what the container held; removes it for `--rm`.
     fn finish(&mut self) -> Result<()> {
+        self.stop_proxy();
         unmount_rootfs(&self.paths)?;
         crate::netns::release(&self.dir);
         let _ = std::fs::remove_file(self.dir.join("attach.sock"));
@@ -209,6 +214,52 @@ impl Monitor {
             }
         }
         Ok(())
+    }
+
+    /// Starts the port proxy (once; it outlives restarts) and records the
+    /// host ports it got. A port in use fails the start here.
+    fn start_proxy(&mut self, netns: &Path) -> Result<()> {
+        if self.proxy.is_some() || self.config.host_config.port_bindings.is_empty() {
+            return Ok(());
+        }
+        let exe = std::env::current_exe().map_err(io_err)?;
+        let mut child = std::process::Command::new(exe)
+            .arg("__proxy")
+            .arg(netns)
+            .arg(serde_json::to_string(&self.config.host_config.port_bindings).expect("json"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Runtime(format!("cannot start the port proxy: {e}")))?;
+        let mut line = String::new();
+        let out = child.stdout.take().expect("piped");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line)
+            .map_err(io_err)?;
+        if let Some(json) = line.trim_end().strip_prefix("ready ") {
+            let bound: Vec<crate::ports::PortBinding> = serde_json::from_str(json)
+                .map_err(|e| Error::Runtime(format!("port proxy: {e}")))?;
+            crate::ports::write_bound(&self.dir, &bound)?;
+            self.proxy = Some(child);
+            return Ok(());
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let msg = line
+            .trim_end()
+            .strip_prefix("error ")
+            .unwrap_or("the port proxy failed");
+        Err(Error::Invalid(format!(
+            "driver failed programming external connectivity: {msg}"
+        )))
+    }
+
+    fn stop_proxy(&mut self) {
+        if let Some(mut p) = self.proxy.take() {
+            drop(p.stdin.take());
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        crate::ports::clear_bound(&self.dir);
     }
 
     /// Prepares the root filesystem and starts the container's init process.
@@ -241,6 +292,10 @@ impl Monitor {
         } else {
             Some(crate::netns::create(&self.dir)?)
         };
+        if let Some(ns) = &netns {
+            self.start_proxy(ns)?;
+        }
+        let cfg = &self.config;
         let init = if cfg.host_config.init {
             let path = self.dir.join("init");
             if !path.exists() {

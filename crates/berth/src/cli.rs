@@ -90,12 +90,25 @@ pub enum Command {
     Cp(CpArgs),
     /// Check a Dockerfile against container best practices
     Lint(LintArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCommand),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
+    /// Forwards published ports into a container (started by its monitor; not for direct use)
+    #[command(name = "__proxy", hide = true)]
+    Proxy(ProxyArgs),
     /// Runs and watches one container (started by run/start; not for direct use)
     #[command(name = "__monitor", hide = true)]
     Monitor(MonitorArgs),
@@ -149,6 +162,8 @@ pub enum ContainerCommand {
     Cp(CpArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
 }
 
 #[derive(Debug, Args)]
@@ -372,6 +387,12 @@ pub struct RunArgs {
     /// Allow binding the host's root directory (/) into the container; the container can then change every file on this machine
     #[arg(long)]
     pub allow_host_root: bool,
+    /// Publish a container's port(s) to the host ([HOSTIP:][HOSTPORT:]CONTAINERPORT[/PROTO])
+    #[arg(short, long, value_name = "list")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
     /// Connect a container to a network (none, host)
     #[arg(
         long,
@@ -524,6 +545,10 @@ pub enum ImageCommand {
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -770,4 +795,77 @@ pub struct VolumePruneArgs {
     /// Provide filter values (e.g. "label=<label>")
     #[arg(long, value_name = "filter")]
     pub filter: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short, long, value_name = "string")]
+    pub username: Option<String>,
+    /// Password (prefer --password-stdin)
+    #[arg(short, long, value_name = "string")]
+    pub password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Skip TLS certificate verification for this registry
+    #[arg(long, value_name = "bool", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
+    /// The registry (default: Docker Hub)
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Push all tags of an image to the repository
+    #[arg(short = 'a', long)]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Verify the registry's TLS certificate
+    #[arg(long, value_name = "bool", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
+    #[arg(value_name = "NAME[:TAG]")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Download all tagged images in the repository
+    #[arg(short = 'a', long)]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Set platform if server is multi-platform capable (os/arch[/variant])
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
+    /// Verify the registry's TLS certificate
+    #[arg(long, value_name = "bool", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub port: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    pub netns: PathBuf,
+    /// The bindings, as JSON
+    pub bindings: String,
 }

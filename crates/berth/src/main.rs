@@ -124,11 +124,31 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Container(ContainerCommand::Prune(a)) => commands::container::prune::run(&ctx, a),
         Command::Lint(a) => commands::lint::run(&ctx, a),
+        Command::Login(a) => commands::registry::login(&ctx, a),
+        Command::Logout(a) => commands::registry::logout(&ctx, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => {
+            commands::registry::push(&ctx, a)
+        }
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
+            commands::registry::pull(&ctx, a)
+        }
         Command::Volume(VolumeCommand::Create(a)) => commands::volume::create(&ctx, a),
         Command::Volume(VolumeCommand::Ls(a)) => commands::volume::ls(&ctx, a),
         Command::Volume(VolumeCommand::Inspect(a)) => commands::volume::inspect(&ctx, a),
         Command::Volume(VolumeCommand::Rm(a)) => commands::volume::rm(&ctx, a),
         Command::Volume(VolumeCommand::Prune(a)) => commands::volume::prune(&ctx, a),
+        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
+            commands::container::ps::port(&ctx, a)
+        }
+        Command::Proxy(a) => {
+            let bindings: Vec<berth_runtime::ports::PortBinding> =
+                serde_json::from_str(&a.bindings)
+                    .map_err(|e| CliError::usage(format!("bad port bindings: {e}")))?;
+            match berth_runtime::proxy::run(&a.netns, &bindings) {
+                0 => Ok(()),
+                code => Err(CliError::exit(code)),
+            }
+        }
         Command::Monitor(a) => {
             let code = berth_runtime::monitor::run(ctx.root(), &a.id, a.attach);
             if code == 0 {

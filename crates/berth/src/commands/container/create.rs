@@ -245,6 +245,7 @@ pub fn create(ctx: &Context, a: &RunArgs) -> Result<ContainerRecord, CliError> {
             tmpfs,
             init: a.init,
             mounts: Vec::new(),
+            port_bindings: Vec::new(),
         },
     };
     if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
@@ -273,6 +274,24 @@ pub fn create(ctx: &Context, a: &RunArgs) -> Result<ContainerRecord, CliError> {
         m.source = new_id();
     }
     config.host_config.mounts = mounts;
+    let mut ports = Vec::new();
+    for p in &a.publish {
+        ports.extend(berth_runtime::ports::parse_publish(p).map_err(|e| usage(e.to_string()))?);
+    }
+    if a.publish_all {
+        ports.extend(
+            berth_runtime::ports::publish_all(&config.exposed_ports)
+                .map_err(|e| usage(e.to_string()))?,
+        );
+    }
+    if a.network == "host" && !ports.is_empty() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "WARNING: Published ports are discarded when using host network mode"
+        );
+        ports.clear();
+    }
+    config.host_config.port_bindings = ports;
     let record = ContainerRecord {
         id: id.clone(),
         name,

@@ -26,6 +26,19 @@ pub fn container_json(store: &Store, c: &ContainerRecord) -> Value {
                 .collect()
         })
         .unwrap_or_default();
+    let bound = if c.status.is_active() {
+        berth_runtime::ports::read_bound(&dir)
+    } else {
+        Vec::new()
+    };
+    let mut ports = serde_json::Map::new();
+    for b in &bound {
+        let entry = ports.entry(b.container_key()).or_insert_with(|| json!([]));
+        entry
+            .as_array_mut()
+            .expect("array")
+            .push(json!({"HostIp": b.host_ip, "HostPort": b.host_port.to_string()}));
+    }
     json!({
         "Id": c.id,
         "Created": c.created,
@@ -116,6 +129,7 @@ pub fn container_json(store: &Store, c: &ContainerRecord) -> Value {
             "StopTimeout": cfg.stop_timeout,
         },
         "NetworkSettings": {
+            "Ports": ports,
             "Networks": {hc.network_mode.clone(): {}},
         },
     })

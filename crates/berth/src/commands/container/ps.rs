@@ -100,7 +100,15 @@ pub fn run(ctx: &Context, a: PsArgs) -> Result<(), CliError> {
             "Mounts": "",
             "Names": c.name,
             "Networks": cfg.host_config.network_mode,
-            "Ports": "",
+            "Ports": if c.status.is_active() {
+                berth_runtime::ports::read_bound(&store.layout().container(&c.id))
+                    .iter()
+                    .map(|b| b.display())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            } else {
+                String::new()
+            },
             "RunningFor": units::since(created_unix),
             "Size": "0B",
             "State": c.status.as_str(),
@@ -123,4 +131,48 @@ fn ellipsis(s: &str, max: usize) -> String {
     let mut out: String = s.chars().take(max - 1).collect();
     out.push('…');
     out
+}
+
+/// `berth port CONTAINER [PORT[/PROTO]]`.
+pub fn port(ctx: &Context, a: crate::cli::PortArgs) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut store = ctx.store()?;
+    let c = super::find(&mut store, &a.container)?;
+    let bound = if c.status.is_active() {
+        berth_runtime::ports::read_bound(&store.layout().container(&c.id))
+    } else {
+        Vec::new()
+    };
+    let mut out = output::stdout();
+    match a.port {
+        None => {
+            for b in &bound {
+                writeln!(
+                    out,
+                    "{} -> {}:{}",
+                    b.container_key(),
+                    b.host_ip,
+                    b.host_port
+                )?;
+            }
+        }
+        Some(p) => {
+            let key = if p.contains('/') {
+                p.clone()
+            } else {
+                format!("{p}/tcp")
+            };
+            let hits: Vec<_> = bound.iter().filter(|b| b.container_key() == key).collect();
+            if hits.is_empty() {
+                return Err(CliError::new(format!(
+                    "No public port '{key}' published for {}",
+                    a.container
+                )));
+            }
+            for b in hits {
+                writeln!(out, "{}:{}", b.host_ip, b.host_port)?;
+            }
+        }
+    }
+    Ok(())
 }
