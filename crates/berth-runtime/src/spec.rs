@@ -116,6 +116,25 @@ fn nofile_limit() -> u64 {
     hard.min(NOFILE)
 }
 
+/// Whether a capability is in this process's bounding set (from
+/// /proc/self/status; `ALL_CAPABILITIES` is in kernel bit order).
+fn bounding_set() -> impl Fn(&str) -> bool {
+    let mask = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    move |name: &str| {
+        ALL_CAPABILITIES
+            .iter()
+            .position(|c| *c == name)
+            .is_some_and(|bit| mask & (1u64 << bit) != 0)
+    }
+}
+
 /// Normalizes a capability name (`NET_ADMIN`, `cap_net_admin`) to `CAP_NET_ADMIN`.
 pub fn capability_name(c: &str) -> Result<String> {
     let up = c.to_ascii_uppercase();
@@ -136,7 +155,12 @@ pub fn capability_name(c: &str) -> Result<String> {
 /// The capability set after `--cap-add`/`--cap-drop`, as Docker computes it.
 pub fn capabilities(cfg: &ContainerConfig) -> Result<Vec<String>> {
     if cfg.host_config.privileged {
-        return Ok(ALL_CAPABILITIES.iter().map(|s| s.to_string()).collect());
+        let available = bounding_set();
+        return Ok(ALL_CAPABILITIES
+            .iter()
+            .filter(|c| available(c))
+            .map(|s| s.to_string())
+            .collect());
     }
     let add: Vec<String> = cfg
         .host_config
@@ -160,7 +184,18 @@ pub fn capabilities(cfg: &ContainerConfig) -> Result<Vec<String>> {
         DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect()
     };
     caps.retain(|c| !drop.contains(c));
+    // A process can only pass on capabilities in its own bounding set; some
+    // sandboxes withhold a few (CAP_SYS_RESOURCE, say).
+    let available = bounding_set();
+    for c in add.iter().filter(|c| *c != "CAP_ALL") {
+        if !available(c) {
+            return Err(Error::Invalid(format!(
+                "capability {c} is not available to berth on this machine, so a container cannot be given it"
+            )));
+        }
+    }
     caps.extend(add.into_iter().filter(|c| c != "CAP_ALL"));
+    caps.retain(|c| available(c));
     caps.sort();
     caps.dedup();
     Ok(caps)

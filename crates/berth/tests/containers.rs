@@ -907,3 +907,127 @@ fn init_forwards_signals_and_reaps() {
         "SIGTERM reached sleep"
     );
 }
+
+#[test]
+fn more_flags_and_commands() {
+    let t = ctx();
+    // --stop-signal: the container handles USR1 and exits 0.
+    t.run([
+        "run",
+        "-d",
+        "--name",
+        "sig",
+        "--stop-signal",
+        "USR1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 0' USR1; while true; do sleep 0.1; done",
+    ])
+    .ok();
+    t.run(["stop", "sig"]).ok();
+    assert_eq!(state(&t, "sig")["ExitCode"], 0);
+    // restart: a new start, the old logs kept.
+    t.run([
+        "run",
+        "-d",
+        "--name",
+        "counter",
+        "busybox",
+        "sh",
+        "-c",
+        "echo start; sleep 600",
+    ])
+    .ok();
+    eventually("first start logged", || {
+        t.run(["logs", "counter"]).stdout == "start\n"
+    });
+    t.run(["restart", "-t", "1", "counter"]).ok();
+    eventually("second start logged", || {
+        t.run(["logs", "counter"]).stdout == "start\nstart\n"
+    });
+    assert_eq!(state(&t, "counter")["Status"], "running");
+    // logs -f follows until the container exits; --since filters by time.
+    t.run([
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo line $i; sleep 0.2; done",
+    ])
+    .ok();
+    let f = t.run(["logs", "-f", "talker"]).ok();
+    assert_eq!(f.stdout, "line 1\nline 2\nline 3\n");
+    assert_eq!(
+        t.run(["logs", "--since", "2000-01-01T00:00:00Z", "talker"])
+            .ok()
+            .stdout
+            .lines()
+            .count(),
+        3
+    );
+    assert_eq!(t.run(["logs", "--since", "0s", "talker"]).ok().stdout, "");
+    let ts = t.run(["logs", "-t", "--tail", "1", "talker"]).ok().stdout;
+    assert!(ts.ends_with("Z line 3\n") && ts.starts_with("20"), "{ts}");
+    // ps -n, -l and status filters.
+    assert_eq!(
+        t.run(["ps", "-n", "1", "--format", "{{.Names}}"])
+            .ok()
+            .stdout,
+        "talker\n"
+    );
+    assert_eq!(
+        t.run(["ps", "-l", "--format", "{{.Names}}"]).ok().stdout,
+        "talker\n"
+    );
+    let exited = t
+        .run(["ps", "--filter", "status=exited", "--format", "{{.Names}}"])
+        .ok()
+        .stdout;
+    assert!(
+        exited.contains("sig") && exited.contains("talker") && !exited.contains("counter"),
+        "{exited}"
+    );
+    assert_eq!(
+        t.run(["ps", "--filter", "exited=0", "-q"])
+            .ok()
+            .stdout
+            .lines()
+            .count(),
+        2
+    );
+    // --network host shares the host's interfaces; --privileged warns.
+    let host_links = std::fs::read_dir("/sys/class/net").unwrap().count();
+    let r = t
+        .run([
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "busybox",
+            "ls",
+            "/sys/class/net",
+        ])
+        .ok();
+    assert_eq!(r.stdout.split_whitespace().count(), host_links, "{r}");
+    let r = t
+        .run([
+            "run",
+            "--rm",
+            "--privileged",
+            "busybox",
+            "grep",
+            "CapEff",
+            "/proc/self/status",
+        ])
+        .ok();
+    assert!(r.stderr.contains("WARNING: --privileged"), "{r}");
+    assert!(
+        !r.stdout.contains("00000000a80425fb"),
+        "all capabilities: {r}"
+    );
+    t.run(["rm", "-f", "sig", "counter", "talker"]).ok();
+}
