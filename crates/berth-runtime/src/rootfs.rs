@@ -29,14 +29,29 @@ impl RootPaths {
     }
 }
 
+/// Set to `copy` to use the copy snapshotter even where overlayfs works.
+pub const SNAPSHOTTER_ENV: &str = "BERTH_SNAPSHOTTER";
+/// Marks a root filesystem made by copying (it is a plain directory).
+const COPY_MARKER: &str = ".berth-copied";
+
+/// Whether the copy snapshotter is asked for.
+pub fn copy_requested() -> bool {
+    std::env::var(SNAPSHOTTER_ENV).is_ok_and(|v| v == "copy")
+}
+
 /// Mounts the overlay at `paths.merged`. `layers` are the image's layer trees,
-/// bottom first. An image with no layers gets an empty lower directory.
+/// bottom first. An image with no layers gets an empty lower directory. Where
+/// the kernel has no overlayfs, the layers are copied into `merged` instead
+/// (once; the container then writes there directly).
 pub fn mount_rootfs(layers: &[PathBuf], paths: &RootPaths) -> Result<()> {
     for d in [&paths.upper, &paths.work, &paths.merged] {
         fs::create_dir_all(d).at("cannot create", d)?;
     }
-    if is_mounted(&paths.merged) {
+    if is_mounted(&paths.merged) || paths.merged.join(COPY_MARKER).exists() {
         return Ok(());
+    }
+    if copy_requested() {
+        return copy_rootfs(layers, &paths.merged);
     }
     let mut lowers: Vec<String> = layers
         .iter()
@@ -60,22 +75,79 @@ pub fn mount_rootfs(layers: &[PathBuf], paths: &RootPaths) -> Result<()> {
             layers.len()
         )));
     }
-    mount(
+    match mount(
         "overlay",
         &paths.merged,
         "overlay",
         MountFlags::empty(),
         data.as_str(),
-    )
-    .map_err(|e| Error::Mount {
-        path: paths.merged.display().to_string(),
-        source: e.into(),
-    })
+    ) {
+        Ok(()) => Ok(()),
+        // No overlayfs in this kernel: fall back to copying.
+        Err(rustix::io::Errno::NODEV) => copy_rootfs(layers, &paths.merged),
+        Err(e) => Err(Error::Mount {
+            path: paths.merged.display().to_string(),
+            source: e.into(),
+        }),
+    }
+}
+
+/// The copy snapshotter: applies the layers bottom up into `merged`, honouring
+/// their whiteouts (0/0 character devices delete, the opaque xattr empties a
+/// directory) as overlayfs would present them.
+fn copy_rootfs(layers: &[PathBuf], merged: &Path) -> Result<()> {
+    let err = |e: std::io::Error| Error::Mount {
+        path: merged.display().to_string(),
+        source: e,
+    };
+    for layer in layers {
+        apply_layer_dir(layer, merged).map_err(err)?;
+    }
+    fs::write(merged.join(COPY_MARKER), b"").map_err(err)?;
+    Ok(())
+}
+
+fn apply_layer_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    for entry in fs::read_dir(src)? {
+        let entry = entry?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let meta = fs::symlink_metadata(&from)?;
+        if meta.file_type().is_char_device() && meta.rdev() == 0 {
+            remove_any(&to)?;
+            continue;
+        }
+        if meta.is_dir() {
+            let opaque = rustix::fs::lgetxattr(&from, "trusted.overlay.opaque", &mut [0u8; 4])
+                .is_ok_and(|n| n == 1);
+            let existing_dir = fs::symlink_metadata(&to).is_ok_and(|m| m.is_dir());
+            if !existing_dir || opaque {
+                remove_any(&to)?;
+                fs::create_dir(&to)?;
+            }
+            apply_layer_dir(&from, &to)?;
+            crate::volume::copy_metadata_of(&from, &to)?;
+        } else {
+            remove_any(&to)?;
+            crate::volume::copy_entry(&from, &to)?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_any(p: &Path) -> std::io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+        Ok(_) => fs::remove_file(p),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Unmounts the root filesystem if mounted (lazily: a process still inside
 /// cannot keep the container from being cleaned up).
 pub fn unmount_rootfs(paths: &RootPaths) -> Result<()> {
+    // A copied root stays as it is: it is the container's writable layer.
     if !is_mounted(&paths.merged) {
         return Ok(());
     }

@@ -62,26 +62,52 @@ fn copy_dir_contents(
         if ft.is_dir() {
             fs::create_dir(&to)?;
             copy_dir_contents(&from, &to, links)?;
-        } else if ft.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
-        } else if ft.is_file() {
-            fs::copy(&from, &to)?;
+            copy_metadata(&from, &to, &meta)?;
         } else {
-            use std::os::unix::fs::FileTypeExt;
-            let kind = if ft.is_char_device() {
-                FileType::CharacterDevice
-            } else if ft.is_block_device() {
-                FileType::BlockDevice
-            } else if ft.is_fifo() {
-                FileType::Fifo
-            } else {
-                continue; // sockets are not copied
-            };
-            mknodat(CWD, &to, kind, Mode::from_raw_mode(0o600), meta.rdev())?;
+            copy_one(&from, &to, &meta, links)?;
         }
-        copy_metadata(&from, &to, &meta)?;
     }
     Ok(())
+}
+
+fn copy_one(
+    from: &Path,
+    to: &Path,
+    meta: &fs::Metadata,
+    _links: &mut HashMap<(u64, u64), std::path::PathBuf>,
+) -> io::Result<()> {
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        std::os::unix::fs::symlink(fs::read_link(from)?, to)?;
+    } else if ft.is_file() {
+        fs::copy(from, to)?;
+    } else {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = if ft.is_char_device() {
+            FileType::CharacterDevice
+        } else if ft.is_block_device() {
+            FileType::BlockDevice
+        } else if ft.is_fifo() {
+            FileType::Fifo
+        } else {
+            return Ok(()); // sockets are not copied
+        };
+        mknodat(CWD, to, kind, Mode::from_raw_mode(0o600), meta.rdev())?;
+    }
+    copy_metadata(from, to, meta)
+}
+
+/// Copies one non-directory entry (file, symlink, device, fifo) with its
+/// metadata; hard links are not preserved.
+pub fn copy_entry(from: &Path, to: &Path) -> io::Result<()> {
+    let mut links = HashMap::new();
+    let meta = fs::symlink_metadata(from)?;
+    copy_one(from, to, &meta, &mut links)
+}
+
+/// Copies owner, mode and times of `from` onto `to`.
+pub fn copy_metadata_of(from: &Path, to: &Path) -> io::Result<()> {
+    copy_metadata(from, to, &fs::symlink_metadata(from)?)
 }
 
 fn copy_metadata(_from: &Path, to: &Path, meta: &fs::Metadata) -> io::Result<()> {

@@ -1031,3 +1031,89 @@ fn more_flags_and_commands() {
     );
     t.run(["rm", "-f", "sig", "counter", "talker"]).ok();
 }
+
+/// Two layers where the upper one deletes a file (whiteout) and replaces a
+/// directory (opaque): overlayfs and the copy snapshotter must show the same.
+#[test]
+fn whiteouts_apply_with_overlay_and_with_the_copy_snapshotter() {
+    use sha2::Digest as _;
+    let t = ctx();
+    let layer = |entries: &[(&str, &[u8])]| -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in entries {
+            let mut h = tar::Header::new_ustar();
+            if path.ends_with('/') {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+            } else {
+                h.set_mode(0o644);
+            }
+            h.set_size(data.len() as u64);
+            h.set_uid(0);
+            h.set_gid(0);
+            b.append_data(&mut h, path, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    };
+    let base = std::fs::read(berth_test::busybox_rootfs_tar()).unwrap();
+    let l1 = layer(&[
+        ("a/", b""),
+        ("a/gone", b"1"),
+        ("a/stays", b"2"),
+        ("b/", b""),
+        ("b/old", b"3"),
+    ]);
+    let l2 = layer(&[
+        ("a/.wh.gone", b""),
+        ("b/", b""),
+        ("b/.wh..wh..opq", b""),
+        ("b/new", b"4"),
+    ]);
+    let hex = |d: &[u8]| hex::encode(sha2::Sha256::digest(d));
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", hex(&base)), format!("sha256:{}", hex(&l1)), format!("sha256:{}", hex(&l2))]},
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let archive = t.work().join("layered.tar");
+    {
+        let mut b = tar::Builder::new(std::fs::File::create(&archive).unwrap());
+        let mut add = |name: &str, data: &[u8]| {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, data).unwrap();
+        };
+        add("base.tar", &base);
+        add("l1.tar", &l1);
+        add("l2.tar", &l2);
+        add("config.json", &config);
+        add(
+            "manifest.json",
+            serde_json::json!([{"Config": "config.json", "RepoTags": ["layered:1"], "Layers": ["base.tar", "l1.tar", "l2.tar"]}])
+                .to_string()
+                .as_bytes(),
+        );
+        b.finish().unwrap();
+    }
+    t.run(["load".as_ref(), "-i".as_ref(), archive.as_os_str()])
+        .ok();
+    let script = "ls /a /b | tr '\\n' ' '";
+    let overlay = t
+        .run(["run", "--rm", "layered:1", "sh", "-c", script])
+        .ok()
+        .stdout;
+    assert_eq!(overlay, "/a: stays  /b: new ");
+    let copied = t
+        .command(["run", "--rm", "layered:1", "sh", "-c", script])
+        .env("BERTH_SNAPSHOTTER", "copy")
+        .output()
+        .unwrap();
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&copied.stdout), overlay);
+}

@@ -13,6 +13,9 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// overlayfs when the kernel has it, otherwise the copy snapshotter.
 fn storage_driver() -> &'static str {
+    if berth_runtime::rootfs::copy_requested() {
+        return "copy";
+    }
     let has_overlay = std::fs::read_to_string("/proc/filesystems")
         .map(|f| f.lines().any(|l| l.trim_end().ends_with("overlay")))
         .unwrap_or(false);
