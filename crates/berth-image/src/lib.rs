@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod changes;
 mod compression;
+pub mod diff;
 mod error;
 pub mod manifest;
 mod stage;

@@ -319,6 +319,8 @@ impl Monitor {
         let mut volume_sources = std::collections::HashMap::new();
         for m in cfg.host_config.mounts.iter().filter(|m| m.kind == "volume") {
             let data = self.store.layout().volume_data(&m.source);
+            let options = self.store.volume(&m.source)?.options;
+            crate::volume::mount_options(&data, &options)?;
             if !m.no_copy {
                 crate::volume::populate(&self.paths.merged, &m.target, &data)?;
             }

@@ -127,6 +127,75 @@ fn copy_metadata(_from: &Path, to: &Path, meta: &fs::Metadata) -> io::Result<()>
     Ok(())
 }
 
+/// The local driver's options (`-o type=tmpfs -o device=tmpfs -o o=size=64m`,
+/// or `type=none,o=bind,device=/host/dir`) that berth mounts; network
+/// filesystems (nfs, cifs) would reach beyond this machine and are refused.
+pub fn check_options(options: &std::collections::BTreeMap<String, String>) -> Result<()> {
+    for k in options.keys() {
+        if !matches!(k.as_str(), "type" | "device" | "o") {
+            return Err(Error::Invalid(format!(
+                "invalid option key: {k:?}; the local driver takes type, device and o"
+            )));
+        }
+    }
+    match options.get("type").map(String::as_str) {
+        None if options.is_empty() => Ok(()),
+        Some("tmpfs") => Ok(()),
+        Some("none") if options.get("o").is_some_and(|o| o.split(',').any(|x| x == "bind")) => {
+            let dev = options.get("device").map(String::as_str).unwrap_or("");
+            if !dev.starts_with('/') {
+                return Err(Error::Invalid("a bind volume needs device=/absolute/host/path".into()));
+            }
+            Ok(())
+        }
+        Some(t) => Err(Error::Invalid(format!(
+            "volume type {t:?} is not supported by this berth's local driver: use type=tmpfs, or type=none with o=bind"
+        ))),
+        None => Err(Error::Invalid("volume options need type=…".into())),
+    }
+}
+
+/// Mounts a volume that has driver options over its data directory, once.
+pub fn mount_options(
+    data: &Path,
+    options: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    let Some(kind) = options.get("type") else {
+        return Ok(());
+    };
+    if crate::rootfs::is_mounted(data) {
+        return Ok(());
+    }
+    let o = options.get("o").cloned().unwrap_or_default();
+    let device = options
+        .get("device")
+        .cloned()
+        .unwrap_or_else(|| kind.clone());
+    let result = if kind == "none" {
+        rustix::mount::mount_bind(device.as_str(), data)
+    } else {
+        let data_opts: Vec<&str> = o.split(',').filter(|x| !x.is_empty()).collect();
+        rustix::mount::mount(
+            device.as_str(),
+            data,
+            kind.as_str(),
+            rustix::mount::MountFlags::empty(),
+            data_opts.join(",").as_str(),
+        )
+    };
+    result.map_err(|e| Error::Mount {
+        path: data.display().to_string(),
+        source: e.into(),
+    })
+}
+
+/// Unmounts a volume's driver mount, if any (before the volume is removed).
+pub fn unmount_options(data: &Path) {
+    if crate::rootfs::is_mounted(data) {
+        let _ = rustix::mount::unmount(data, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

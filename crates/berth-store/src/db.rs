@@ -89,6 +89,26 @@ CREATE TABLE container_volumes (
 );
 CREATE INDEX container_volumes_volume ON container_volumes(volume);
 "#,
+    // Registry knowledge (berth-registry): the compressed forms a layer has had
+    // on the wire, so a second push neither recompresses nor re-uploads, and
+    // which repositories of which registry hold a blob, so a push can mount it
+    // across repositories instead of uploading it.
+    r#"
+CREATE TABLE layer_blobs (
+    diff_id    TEXT NOT NULL,             -- sha256 of the uncompressed tar
+    digest     TEXT NOT NULL,             -- sha256 of the blob as sent or received
+    size       INTEGER NOT NULL,
+    media_type TEXT NOT NULL,
+    PRIMARY KEY (diff_id, digest)
+);
+CREATE INDEX layer_blobs_digest ON layer_blobs(digest);
+CREATE TABLE blob_sources (
+    digest     TEXT NOT NULL,
+    registry   TEXT NOT NULL,             -- host[:port] as in references: docker.io
+    repository TEXT NOT NULL,             -- path inside the registry: library/busybox
+    PRIMARY KEY (digest, registry, repository)
+);
+"#,
 ];
 
 pub fn open(path: &Path) -> Result<Connection> {

@@ -2,10 +2,12 @@
 //!
 //! ```text
 //! <root>/
-//!   berth.db                 SQLite (WAL): images, layers, tags, repo digests
+//!   berth.db                 SQLite (WAL): images, layers, tags, repo digests,
+//!                            compressed forms of layers and where registries hold them
 //!   lock                     flock taken while the set of live objects changes
 //!   oci-layout, index.json   the root is an OCI image layout of the tagged images
-//!   blobs/sha256/<hex>       configs, manifests, uncompressed layer tars (by diff ID)
+//!   blobs/sha256/<hex>       configs, manifests, uncompressed layer tars (by diff ID),
+//!                            compressed layers once pushed or pulled (a cache)
 //!   layers/<chain hex>/diff  unpacked layers, overlayfs lower-layer form
 //!   containers/<id>/         upper/, work/, merged/, runtime state, json log
 //!   volumes/<name>/_data     named and anonymous volumes
@@ -21,6 +23,7 @@
 mod check;
 mod containers;
 mod db;
+mod distribution;
 mod error;
 mod export;
 mod gc;
@@ -31,6 +34,7 @@ mod staging;
 mod volumes;
 
 pub use containers::{ContainerRecord, ContainerStatus};
+pub use distribution::LayerBlob;
 pub use error::{Error, Result};
 pub use gc::GcReport;
 pub use images::{CommitOutcome, ImageRecord, LayerRecord, NewImage, RemoveEvent};

@@ -156,6 +156,17 @@ impl Store {
         // Data goes after the record: a crash in between leaves an orphan
         // directory, never a record without its data.
         let dir = self.layout.volumes_dir().join(name);
+        // A tmpfs or bind driver mount goes first: its data is not ours to delete.
+        let data = self.layout.volume_data(name);
+        if berth_fs::is_mount_point(&data) {
+            let _ = rustix::mount::unmount(&data, rustix::mount::UnmountFlags::DETACH);
+        }
+        if berth_fs::is_mount_point(&data) {
+            return Err(Error::Corrupt(format!(
+                "{} is still mounted; unmount it before removing the volume",
+                data.display()
+            )));
+        }
         let doomed = staging.path().join("volume");
         let moved = fs::rename(&dir, &doomed).is_ok();
         let size = if moved { dir_size(&doomed) } else { 0 };

@@ -497,3 +497,93 @@ fn volume_commands_speak_docker() {
     let e = t.run(["volume", "create", "bad name"]).fails(1);
     assert!(e.stderr.contains("invalid characters"), "{e}");
 }
+
+#[test]
+fn local_driver_options_and_cp_into_volumes() {
+    let t = ctx();
+    t.run([
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "-o",
+        "o=size=1m",
+        "scratch",
+    ])
+    .ok();
+    let r = t
+        .run([
+            "run",
+            "--rm",
+            "-v",
+            "scratch:/s",
+            "busybox",
+            "sh",
+            "-c",
+            "grep ' /s ' /proc/mounts | cut -d' ' -f3",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "tmpfs\n", "{r}");
+    let host = t.work().join("bound");
+    fs::create_dir(&host).unwrap();
+    fs::write(host.join("f"), "from host\n").unwrap();
+    t.run([
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &format!("device={}", host.display()),
+        "hostdir",
+    ])
+    .ok();
+    let r = t
+        .run(["run", "--rm", "-v", "hostdir:/h", "busybox", "cat", "/h/f"])
+        .ok();
+    assert_eq!(r.stdout, "from host\n");
+    t.run(["volume", "rm", "hostdir"]).ok();
+    assert_eq!(
+        fs::read_to_string(host.join("f")).unwrap(),
+        "from host\n",
+        "a bound directory is not deleted with the volume"
+    );
+    let e = t
+        .run([
+            "volume",
+            "create",
+            "-o",
+            "type=nfs",
+            "-o",
+            "device=:/x",
+            "remote",
+        ])
+        .fails(1);
+    assert!(e.stderr.contains("not supported"), "{e}");
+    // cp into a running container's volume lands in the volume.
+    t.run([
+        "run",
+        "-d",
+        "--name",
+        "holder",
+        "-v",
+        "cpvol:/data",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let src = t.work().join("note.txt");
+    fs::write(&src, "copied\n").unwrap();
+    t.run(["cp", src.to_str().unwrap(), "holder:/data/"]).ok();
+    assert_eq!(
+        t.run(["exec", "holder", "cat", "/data/note.txt"])
+            .ok()
+            .stdout,
+        "copied\n"
+    );
+    t.run(["rm", "-f", "holder"]).ok();
+}

@@ -46,11 +46,7 @@ pub fn create(ctx: &Context, a: VolumeCreateArgs) -> Result<(), CliError> {
     }
     let labels = key_values(&a.label, "label")?;
     let options = key_values(&a.opt, "option")?;
-    if !options.is_empty() {
-        return Err(CliError::new(
-            "volume options (-o) of the local driver (tmpfs, nfs and other mounts) are not supported; create the volume without -o",
-        ));
-    }
+    berth_runtime::volume::check_options(&options).map_err(|e| CliError::new(e.to_string()))?;
     let mut store = ctx.store()?;
     let (name, anonymous) = match a.name {
         Some(n) => {
