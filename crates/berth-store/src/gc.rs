@@ -9,6 +9,7 @@ use rusqlite::TransactionBehavior;
 use crate::error::Result;
 use crate::images::parse_digest;
 use crate::staging::owner_pid;
+use crate::volumes::dir_size;
 use crate::Store;
 
 /// What a garbage collection freed.
@@ -147,16 +148,4 @@ fn remove_tree(store: &Store, path: &Path) -> Result<u64> {
     let size = dir_size(&doomed);
     drop(staging);
     Ok(size)
-}
-
-fn dir_size(path: &Path) -> u64 {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return meta.len();
-    }
-    fs::read_dir(path)
-        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
-        .unwrap_or(0)
 }

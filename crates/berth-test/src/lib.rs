@@ -350,6 +350,20 @@ pub fn require_tool(tool: &str) -> bool {
     found
 }
 
+/// Polls `cond` until it holds, for up to 20 s: a bound on a hang, never a
+/// speed assertion.
+#[track_caller]
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(20) {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
 /// Runs an external command, panicking with its output on failure.
 #[track_caller]
 pub fn sh(cmd: &str) -> String {

@@ -2,26 +2,14 @@
 //! the lifecycle, isolation, and what happens when processes are killed.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use berth_test::{json, TestContext};
+use berth_test::{eventually, json, TestContext};
 
 fn ctx() -> TestContext {
     let t = TestContext::new(env!("CARGO_BIN_EXE_berth"));
     t.import_busybox("busybox");
     t
-}
-
-/// Polls `cond` for up to 20 s (a bound on a hang, not a speed assertion).
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 fn state(t: &TestContext, name: &str) -> serde_json::Value {

@@ -2,25 +2,13 @@
 //! data lost.
 
 use std::fs;
-use std::time::{Duration, Instant};
 
-use berth_test::{json, TestContext};
+use berth_test::{eventually, json, TestContext};
 
 fn ctx() -> TestContext {
     let t = TestContext::new(env!("CARGO_BIN_EXE_berth"));
     t.import_busybox("busybox");
     t
-}
-
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 fn volumes(t: &TestContext) -> Vec<String> {

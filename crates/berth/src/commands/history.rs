@@ -73,7 +73,7 @@ pub fn run(ctx: &Context, a: HistoryArgs) -> Result<(), CliError> {
                 .and_then(|h| h.created_by.clone())
                 .unwrap_or_default()
                 .replace('\t', " ");
-            let created_by = if a.no_trunc { created_by } else { ellipsis(&created_by, CREATED_BY_WIDTH) };
+            let created_by = if a.no_trunc { created_by } else { output::ellipsis(&created_by, CREATED_BY_WIDTH) };
             json!({
                 "Comment": h.and_then(|h| h.comment.clone()).unwrap_or_default(),
                 "CreatedAt": created.map(|t| super::rfc3339_nano(t.with_timezone(&chrono::Utc))).unwrap_or_default(),
@@ -90,14 +90,4 @@ pub fn run(ctx: &Context, a: HistoryArgs) -> Result<(), CliError> {
         a.format.as_deref()
     };
     render_rows(&mut output::stdout(), format, DEFAULT_TABLE, &rows, HEADERS)
-}
-
-/// Docker's stringutils.Ellipsis: cut to `max` characters, the last being "…".
-fn ellipsis(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max - 1).collect();
-    out.push('…');
-    out
 }

@@ -115,10 +115,7 @@ fn keep(
                     .and_then(|c| c.config.as_ref())
                     .and_then(|c| c.labels.clone())
                     .unwrap_or_default();
-                match value.split_once('=') {
-                    Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-                    None => labels.contains_key(value),
-                }
+                output::label_matches(&labels, value)
             }
             "before" | "since" => {
                 let pivot = pivots[value];

@@ -108,10 +108,7 @@ pub fn ls(ctx: &Context, a: VolumeLsArgs) -> Result<(), CliError> {
             "dangling" => (val == "true" || val == "1") == v.used_by.is_empty(),
             "name" => v.name.contains(val),
             "driver" => v.driver == val,
-            "label" => match val.split_once('=') {
-                Some((lk, lv)) => v.labels.get(lk).is_some_and(|x| x == lv),
-                None => v.labels.contains_key(val),
-            },
+            "label" => output::label_matches(&v.labels, val),
             _ => true,
         });
         if !keep {

@@ -61,3 +61,21 @@ pub fn render_rows(
 pub fn stdout() -> io::StdoutLock<'static> {
     io::stdout().lock()
 }
+
+/// Docker's stringutils.Ellipsis: cut to `max` characters, the last being "…".
+pub fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+/// Docker's `label=KEY` / `label=KEY=VALUE` filter.
+pub fn label_matches(labels: &std::collections::BTreeMap<String, String>, filter: &str) -> bool {
+    match filter.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+        None => labels.contains_key(filter),
+    }
+}

@@ -53,16 +53,6 @@ fn generated_name(store: &berth_store::Store) -> String {
     }
 }
 
-/// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
-fn valid_name(n: &str) -> bool {
-    let b = n.as_bytes();
-    b.len() >= 2
-        && b[0].is_ascii_alphanumeric()
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
 /// `512m`, `1g`, `100000` as Docker's RAMInBytes reads them (base 1024).
 pub fn parse_bytes(s: &str) -> Result<i64, CliError> {
     let t = s.trim().to_ascii_lowercase();
@@ -133,7 +123,7 @@ pub fn create(ctx: &Context, a: &RunArgs) -> Result<ContainerRecord, CliError> {
 
     let usage = |m: String| CliError::usage(m);
     if let Some(n) = &a.name {
-        if !valid_name(n) {
+        if !super::mounts::valid_volume_name(n) {
             return Err(usage(format!(
                 "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
             )));

@@ -57,7 +57,7 @@ fn check_target(spec: &str, target: &str) -> Result<String, CliError> {
     Ok(t.display().to_string())
 }
 
-/// Docker's rule for volume names.
+/// Docker's rule for container and volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn valid_volume_name(n: &str) -> bool {
     let b = n.as_bytes();
     b.len() >= 2

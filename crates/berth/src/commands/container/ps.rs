@@ -59,10 +59,7 @@ pub fn run(ctx: &Context, a: PsArgs) -> Result<(), CliError> {
             "exited" => {
                 !c.status.is_active() && c.started_at.is_some() && c.exit_code.to_string() == v
             }
-            "label" => match v.split_once('=') {
-                Some((lk, lv)) => cfg.labels.get(lk).is_some_and(|x| x == lv),
-                None => cfg.labels.contains_key(v),
-            },
+            "label" => output::label_matches(&cfg.labels, v),
             "ancestor" => c.image == v || glob_match(v, &c.image) || c.image_id.contains(v),
             _ => true,
         });
@@ -80,7 +77,7 @@ pub fn run(ctx: &Context, a: PsArgs) -> Result<(), CliError> {
         let command = if a.no_trunc {
             command
         } else {
-            ellipsis(&command, COMMAND_WIDTH)
+            output::ellipsis(&command, COMMAND_WIDTH)
         };
         let created = chrono::DateTime::parse_from_rfc3339(&c.created).ok();
         let created_unix = created.map_or(0, |t| t.timestamp());
@@ -121,16 +118,6 @@ pub fn run(ctx: &Context, a: PsArgs) -> Result<(), CliError> {
         a.format.as_deref()
     };
     render_rows(&mut output::stdout(), format, DEFAULT_TABLE, &rows, HEADERS)
-}
-
-/// Docker's stringutils.Ellipsis.
-fn ellipsis(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max - 1).collect();
-    out.push('…');
-    out
 }
 
 /// `berth port CONTAINER [PORT[/PROTO]]`.
