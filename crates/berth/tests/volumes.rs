@@ -575,3 +575,64 @@ fn local_driver_options_and_cp_into_volumes() {
     );
     t.run(["rm", "-f", "holder"]).ok();
 }
+
+#[test]
+fn data_survives_rm_f_and_a_killed_cli() {
+    let t = ctx();
+    t.run([
+        "run",
+        "-d",
+        "--name",
+        "w1",
+        "-v",
+        "keep:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one > /data/a; sleep 600",
+    ])
+    .ok();
+    eventually("written", || {
+        t.run(["exec", "w1", "cat", "/data/a"]).stdout == "one\n"
+    });
+    t.run(["rm", "-f", "-v", "w1"]).ok();
+    // A foreground run whose CLI is killed: the container and its writes go on.
+    let mut cli = t
+        .command([
+            "run",
+            "--name",
+            "w2",
+            "-v",
+            "keep:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo two > /data/b; sleep 600",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("second write", || {
+        t.run(["run", "--rm", "-v", "keep:/d", "busybox", "cat", "/d/b"])
+            .stdout
+            == "two\n"
+    });
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+    t.run(["rm", "-f", "w2"]).ok();
+    let r = t
+        .run([
+            "run",
+            "--rm",
+            "-v",
+            "keep:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /data/a /data/b",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "one\ntwo\n");
+    assert_eq!(volumes(&t), ["keep"]);
+}
