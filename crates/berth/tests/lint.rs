@@ -319,3 +319,67 @@ fn context_hygiene() {
         (0, "Dockerfile: no findings\n")
     );
 }
+
+/// SARIF output validated against the SARIF 2.1.0 schema (rtm.5, as the
+/// `@microsoft/sarif-matcher-utils` npm package ships it; scripts/test fetches
+/// it and sets BERTH_SARIF_SCHEMA) with Python's jsonschema, for every corpus
+/// file.
+#[test]
+fn sarif_is_valid_against_the_schema() {
+    let Some(schema) = std::env::var_os("BERTH_SARIF_SCHEMA") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set BERTH_SARIF_SCHEMA (scripts/test does)"
+        );
+        return;
+    };
+    let t = ctx();
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/corpus");
+    let mut files = Vec::new();
+    let mut stack = vec![corpus];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("Dockerfile")
+            {
+                files.push(p);
+            }
+        }
+    }
+    assert!(files.len() > 10, "corpus not found");
+    for f in files {
+        let out = lint(&t, ["--format".as_ref(), "sarif".as_ref(), f.as_os_str()]);
+        assert!(
+            out.status == 0 || out.status == 1,
+            "{}: {}",
+            f.display(),
+            out.stderr
+        );
+        let doc = t.work().join("out.sarif");
+        std::fs::write(&doc, &out.stdout).unwrap();
+        let check = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import json, sys, jsonschema\n\
+                 schema = json.load(open(sys.argv[1]))\n\
+                 doc = json.load(open(sys.argv[2]))\n\
+                 jsonschema.validators.validator_for(schema)(schema).validate(doc)",
+            ])
+            .arg(&schema)
+            .arg(&doc)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{} is not valid SARIF 2.1.0: {}",
+            f.display(),
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+}
