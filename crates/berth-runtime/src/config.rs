@@ -53,6 +53,12 @@ pub struct HostConfig {
     /// `-p`/`-P`, with host port 0 for "any free port".
     #[serde(default)]
     pub port_bindings: Vec<crate::ports::PortBinding>,
+    /// `--add-host NAME:IP`.
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
+    /// `--dns`: nameservers for /etc/resolv.conf.
+    #[serde(default)]
+    pub dns: Vec<String>,
 }
 
 /// One mount of a container (Docker's `mount.Mount`).

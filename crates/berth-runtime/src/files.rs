@@ -15,7 +15,12 @@ pub struct EtcFiles {
 
 /// Writes the three files into `dir`. With the host network the host's own
 /// hosts file and resolver are used, as Docker does.
-pub fn write_etc_files(dir: &Path, hostname: &str, host_network: bool) -> Result<EtcFiles> {
+pub fn write_etc_files(
+    dir: &Path,
+    hostname: &str,
+    host_network: bool,
+    dns: &[String],
+) -> Result<EtcFiles> {
     let files = EtcFiles {
         hostname: dir.join("hostname"),
         hosts: dir.join("hosts"),
@@ -33,10 +38,20 @@ pub fn write_etc_files(dir: &Path, hostname: &str, host_network: bool) -> Result
     };
     write_atomic(&files.hosts, hosts.as_bytes())?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    write_atomic(
-        &files.resolv_conf,
-        resolv_conf(&host_resolv, host_network).as_bytes(),
-    )?;
+    let resolv = if dns.is_empty() {
+        resolv_conf(&host_resolv, host_network)
+    } else {
+        // `--dns` replaces the nameservers, keeping the host's search domains.
+        let mut s: String = dns.iter().map(|d| format!("nameserver {d}\n")).collect();
+        s.extend(
+            host_resolv
+                .lines()
+                .filter(|l| l.starts_with("search") || l.starts_with("options"))
+                .map(|l| format!("{l}\n")),
+        );
+        s
+    };
+    write_atomic(&files.resolv_conf, resolv.as_bytes())?;
     Ok(files)
 }
 

@@ -16,6 +16,7 @@ pub mod files;
 pub mod logs;
 pub mod monitor;
 pub mod netns;
+pub mod network;
 pub mod ports;
 pub mod proc;
 pub mod proxy;

@@ -199,6 +199,7 @@ impl Monitor {
     /// Releases what the container held; removes it for `--rm`.
     fn finish(&mut self) -> Result<()> {
         self.stop_proxy();
+        self.refresh_peers();
         unmount_rootfs(&self.paths)?;
         crate::netns::release(&self.dir);
         let _ = std::fs::remove_file(self.dir.join("attach.sock"));
@@ -214,6 +215,36 @@ impl Monitor {
             }
         }
         Ok(())
+    }
+
+    /// Connects the container's namespace to each network it is on.
+    fn attach_networks(&mut self, container_ns: &Path) -> Result<()> {
+        for ep in self.store.container_endpoints(&self.record.id)? {
+            let net = self.store.network(&ep.network_id)?;
+            let (_, prefix) = berth_store::parse_subnet(&net.subnet)
+                .ok_or_else(|| Error::Runtime(format!("network {} has a bad subnet", net.name)))?;
+            let net_dir = self.store.layout().network(&net.id);
+            let net_ns = crate::network::create(&net_dir, &net.gateway, prefix)?;
+            crate::network::attach(&crate::network::Attachment {
+                container_netns: container_ns,
+                network_netns: &net_ns,
+                position: ep.position,
+                ip: &ep.ip,
+                prefix,
+                gateway: &net.gateway,
+                default_route: ep.position == 0,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Tells the containers on this one's networks (this one included) who is
+    /// there now.
+    fn refresh_peers(&self) {
+        if let Ok(eps) = self.store.container_endpoints(&self.record.id) {
+            let ids: Vec<String> = eps.into_iter().map(|e| e.network_id).collect();
+            let _ = crate::network::refresh_hosts(&self.store, &ids);
+        }
     }
 
     /// Starts the port proxy (once; it outlives restarts) and records the
@@ -286,6 +317,7 @@ impl Monitor {
             &self.dir,
             &cfg.hostname,
             cfg.host_config.network_mode == "host",
+            &cfg.host_config.dns,
         )?;
         let netns = if cfg.host_config.network_mode == "host" {
             None
@@ -293,6 +325,8 @@ impl Monitor {
             Some(crate::netns::create(&self.dir)?)
         };
         if let Some(ns) = &netns {
+            self.attach_networks(ns)?;
+            crate::network::write_hosts_for(&self.store, &self.record.id, true)?;
             self.start_proxy(ns)?;
         }
         let cfg = &self.config;
@@ -418,6 +452,7 @@ impl Monitor {
         self.record.exit_code = 0;
         self.record.oom_killed = false;
         self.store.save_container_state(&self.record)?;
+        self.refresh_peers();
         Ok(Running {
             pid,
             container,

@@ -23,7 +23,12 @@ const IFNAME_LEN: usize = 16;
 
 /// Creates the namespace (once) and returns the path that names it.
 pub fn create(container_dir: &Path) -> Result<PathBuf> {
-    let path = container_dir.join(NETNS);
+    create_at(&container_dir.join(NETNS))
+}
+
+/// Creates a network namespace pinned at `path` (once), with loopback up.
+pub fn create_at(path: &Path) -> Result<PathBuf> {
+    let path = path.to_path_buf();
     if is_mounted(&path) {
         return Ok(path);
     }
@@ -49,7 +54,11 @@ pub fn create(container_dir: &Path) -> Result<PathBuf> {
 
 /// Unmounts and removes the namespace; it disappears with its last user.
 pub fn release(container_dir: &Path) {
-    let path = container_dir.join(NETNS);
+    release_at(&container_dir.join(NETNS));
+}
+
+pub fn release_at(path: &Path) {
+    let path = path.to_path_buf();
     if is_mounted(&path) {
         let _ = unmount(&path, UnmountFlags::DETACH);
     }

@@ -418,7 +418,7 @@ mod tests {
             ..ContainerConfig::default()
         };
         let d = tempfile::tempdir().unwrap();
-        let etc = crate::files::write_etc_files(d.path(), "abc", false).unwrap();
+        let etc = crate::files::write_etc_files(d.path(), "abc", false, &[]).unwrap();
         let user = User {
             uid: 0,
             gid: 0,

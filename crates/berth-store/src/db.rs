@@ -109,6 +109,27 @@ CREATE TABLE blob_sources (
     PRIMARY KEY (digest, registry, repository)
 );
 "#,
+    r#"
+CREATE TABLE networks (
+    id       TEXT PRIMARY KEY,           -- 64 hex
+    name     TEXT NOT NULL UNIQUE,
+    driver   TEXT NOT NULL DEFAULT 'bridge',
+    subnet   TEXT NOT NULL,              -- 172.18.0.0/16
+    gateway  TEXT NOT NULL,
+    internal INTEGER NOT NULL DEFAULT 0,
+    labels   TEXT NOT NULL DEFAULT '{}', -- JSON object
+    created  TEXT NOT NULL
+);
+CREATE TABLE network_endpoints (
+    network_id   TEXT NOT NULL REFERENCES networks(id),
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    ip           TEXT NOT NULL,
+    aliases      TEXT NOT NULL DEFAULT '[]', -- JSON array
+    position     INTEGER NOT NULL,           -- eth<position> in the container
+    PRIMARY KEY (network_id, container_id),
+    UNIQUE (network_id, ip)
+);
+"#,
 ];
 
 pub fn open(path: &Path) -> Result<Connection> {

@@ -31,6 +31,16 @@ pub enum Error {
         name: String,
         containers: Vec<String>,
     },
+    #[error("network with name {0} already exists")]
+    NetworkExists(String),
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
+    #[error("error while removing network: network has active endpoints ({})", .0.iter().map(|c| &c[..12]).collect::<Vec<_>>().join(", "))]
+    NetworkInUse(Vec<String>),
+    #[error("endpoint with name already exists in network {0}")]
+    AlreadyAttached(String),
+    #[error("no address {0} available in network {1}")]
+    AddressUnavailable(String, String),
     #[error("image ID prefix {0:?} is ambiguous; give more characters")]
     AmbiguousId(String),
     #[error("invalid image config: {0}")]

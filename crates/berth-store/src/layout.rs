@@ -46,6 +46,7 @@ impl Layout {
             l.layers_dir(),
             l.containers_dir(),
             l.volumes_dir(),
+            l.networks_dir(),
             l.tmp(),
         ] {
             fs::create_dir_all(&d).at("cannot create", &d)?;
@@ -91,6 +92,12 @@ impl Layout {
     /// A container's own directory: its writable layer, runtime state, logs.
     pub fn container(&self, id: &str) -> PathBuf {
         self.containers_dir().join(id)
+    }
+    pub fn networks_dir(&self) -> PathBuf {
+        self.root.join("networks")
+    }
+    pub fn network(&self, id: &str) -> PathBuf {
+        self.networks_dir().join(id)
     }
     pub fn volumes_dir(&self) -> PathBuf {
         self.root.join("volumes")

@@ -11,6 +11,7 @@
 //!   layers/<chain hex>/diff  unpacked layers, overlayfs lower-layer form
 //!   containers/<id>/         upper/, work/, merged/, runtime state, json log
 //!   volumes/<name>/_data     named and anonymous volumes
+//!   networks/<id>/netns      a network's namespace, holding its bridge
 //!   tmp/<pid>.<rand>/        staging of an operation in flight; garbage once its
 //!                            process is gone
 //! ```
@@ -29,6 +30,7 @@ mod export;
 mod gc;
 mod images;
 mod layout;
+mod networks;
 mod oci_index;
 mod staging;
 mod volumes;
@@ -39,6 +41,7 @@ pub use error::{Error, Result};
 pub use gc::GcReport;
 pub use images::{CommitOutcome, ImageRecord, LayerRecord, NewImage, RemoveEvent};
 pub use layout::{default_root, Layout};
+pub use networks::{parse_subnet, Endpoint, NetworkRecord};
 pub use staging::Staging;
 pub use volumes::VolumeRecord;
 

@@ -98,6 +98,9 @@ pub enum Command {
     Push(PushArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCommand),
@@ -393,7 +396,7 @@ pub struct RunArgs {
     /// Publish all exposed ports to random ports
     #[arg(short = 'P', long)]
     pub publish_all: bool,
-    /// Connect a container to a network (none, host)
+    /// Connect a container to a network: none (a private namespace with loopback), host, or a network made with `network create`
     #[arg(
         long,
         visible_alias = "net",
@@ -401,6 +404,18 @@ pub struct RunArgs {
         default_value = "none"
     )]
     pub network: String,
+    /// Add network-scoped alias for the container
+    #[arg(long, value_name = "list")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address on the network (e.g., 172.30.100.104)
+    #[arg(long, value_name = "string")]
+    pub ip: Option<String>,
+    /// Set custom DNS servers
+    #[arg(long, value_name = "list")]
+    pub dns: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long, value_name = "list")]
+    pub add_host: Vec<String>,
     #[arg(value_name = "IMAGE")]
     pub image: String,
     #[arg(value_name = "COMMAND", allow_hyphen_values = true)]
@@ -868,4 +883,111 @@ pub struct ProxyArgs {
     pub netns: PathBuf,
     /// The bindings, as JSON
     pub bindings: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network
+    Create(NetworkCreateArgs),
+    /// List networks
+    #[command(visible_alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Display detailed information on one or more networks
+    Inspect(NetworkInspectArgs),
+    /// Remove one or more networks
+    #[command(visible_alias = "remove")]
+    Rm(NetworkRmArgs),
+    /// Connect a container to a network
+    Connect(NetworkConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(NetworkDisconnectArgs),
+    /// Remove all unused networks
+    Prune(NetworkPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// Driver to manage the Network
+    #[arg(short, long, value_name = "string", default_value = "bridge")]
+    pub driver: String,
+    /// Subnet in CIDR format that represents a network segment
+    #[arg(long, value_name = "strings")]
+    pub subnet: Option<String>,
+    /// IPv4 Gateway for the master subnet
+    #[arg(long, value_name = "strings")]
+    pub gateway: Option<String>,
+    /// Restrict external access to the network
+    #[arg(long)]
+    pub internal: bool,
+    /// Set metadata on a network
+    #[arg(long, value_name = "list")]
+    pub label: Vec<String>,
+    #[arg(value_name = "NETWORK")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkLsArgs {
+    /// Only display network IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Do not truncate the output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Provide filter values (e.g. "name=…", "driver=bridge", "label=…")
+    #[arg(short, long, value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkInspectArgs {
+    /// Format output using a custom template
+    #[arg(short, long, value_name = "string")]
+    pub format: Option<String>,
+    #[arg(required = true, value_name = "NETWORK")]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkRmArgs {
+    /// Do not error if the network does not exist
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "NETWORK")]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkConnectArgs {
+    /// Add network-scoped alias for the container
+    #[arg(long, value_name = "strings")]
+    pub alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long, value_name = "string")]
+    pub ip: Option<String>,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkDisconnectArgs {
+    /// Force the container to disconnect from a network
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkPruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
 }

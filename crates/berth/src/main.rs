@@ -10,7 +10,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand, VolumeCommand};
+use cli::{
+    Cli, Command, ContainerCommand, ImageCommand, NetworkCommand, SystemCommand, VolumeCommand,
+};
 use error::{status, CliError};
 
 fn main() -> ExitCode {
@@ -132,6 +134,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
             commands::registry::pull(&ctx, a)
         }
+        Command::Network(NetworkCommand::Create(a)) => commands::network::create(&ctx, a),
+        Command::Network(NetworkCommand::Ls(a)) => commands::network::ls(&ctx, a),
+        Command::Network(NetworkCommand::Inspect(a)) => commands::network::inspect(&ctx, a),
+        Command::Network(NetworkCommand::Rm(a)) => commands::network::rm(&ctx, a),
+        Command::Network(NetworkCommand::Connect(a)) => commands::network::connect(&ctx, a),
+        Command::Network(NetworkCommand::Disconnect(a)) => commands::network::disconnect(&ctx, a),
+        Command::Network(NetworkCommand::Prune(a)) => commands::network::prune(&ctx, a),
         Command::Volume(VolumeCommand::Create(a)) => commands::volume::create(&ctx, a),
         Command::Volume(VolumeCommand::Ls(a)) => commands::volume::ls(&ctx, a),
         Command::Volume(VolumeCommand::Inspect(a)) => commands::volume::inspect(&ctx, a),

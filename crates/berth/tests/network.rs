@@ -233,3 +233,203 @@ fn free_ports_and_publish_all() {
     );
     t.run(["rm", "-f", "all", "local"]).ok();
 }
+
+/// busybox 1.35's wget crashes when given -T, so its `timeout` bounds the wait.
+fn wget(t: &TestContext, network: &str, url: &str) -> berth_test::Run {
+    t.run([
+        "run",
+        "--rm",
+        "--network",
+        network,
+        "busybox",
+        "timeout",
+        "5",
+        "wget",
+        "-qO-",
+        url,
+    ])
+}
+
+/// Two containers on a user network: one serves, the other fetches it by name
+/// and by alias; addresses come from the network's subnet.
+#[test]
+fn containers_on_a_network_reach_each_other_by_name() {
+    let t = ctx();
+    let site = t.work().join("site");
+    fs::create_dir(&site).unwrap();
+    fs::write(site.join("index.html"), "from api\n").unwrap();
+    let id = t
+        .run(["network", "create", "--subnet", "10.231.0.0/24", "appnet"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64);
+    let ls = t
+        .run(["network", "ls", "--format", "{{.Name}} {{.Driver}}"])
+        .ok();
+    assert_eq!(ls.stdout, "appnet bridge\nhost host\nnone null\n");
+    t.run([
+        "run",
+        "-d",
+        "--name",
+        "api",
+        "--network",
+        "appnet",
+        "--network-alias",
+        "backend",
+        "-v",
+        &format!("{}:/www", site.display()),
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ])
+    .ok();
+    let v = json(&t.run(["inspect", "api"]).ok().stdout);
+    assert_eq!(
+        v[0]["NetworkSettings"]["Networks"]["appnet"]["IPAddress"],
+        "10.231.0.2"
+    );
+    assert_eq!(
+        v[0]["NetworkSettings"]["Networks"]["appnet"]["Gateway"],
+        "10.231.0.1"
+    );
+    let mut ok = false;
+    for _ in 0..100 {
+        if wget(&t, "appnet", "http://api/").stdout == "from api\n" {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ok, "api never answered by name");
+    assert_eq!(wget(&t, "appnet", "http://backend/").stdout, "from api\n");
+    assert_eq!(
+        wget(&t, "appnet", "http://10.231.0.2/").stdout,
+        "from api\n"
+    );
+    // Off the network there is no route to it.
+    let r = t.run([
+        "run",
+        "--rm",
+        "busybox",
+        "timeout",
+        "2",
+        "wget",
+        "-qO-",
+        "http://10.231.0.2/",
+    ]);
+    assert_ne!(r.status, 0);
+
+    let n = json(&t.run(["network", "inspect", "appnet"]).ok().stdout);
+    assert_eq!(n[0]["IPAM"]["Config"][0]["Subnet"], "10.231.0.0/24");
+    let members = n[0]["Containers"].as_object().unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(
+        members.values().next().unwrap()["IPv4Address"],
+        "10.231.0.2/24"
+    );
+
+    // A running container joins and leaves live.
+    t.run(["run", "-d", "--name", "late", "busybox", "sleep", "600"])
+        .ok();
+    t.run([
+        "network",
+        "connect",
+        "--alias",
+        "latecomer",
+        "appnet",
+        "late",
+    ])
+    .ok();
+    let r = t
+        .run([
+            "exec",
+            "late",
+            "timeout",
+            "5",
+            "wget",
+            "-qO-",
+            "http://api/",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "from api\n");
+    let hosts = t.run(["exec", "api", "cat", "/etc/hosts"]).ok().stdout;
+    assert!(hosts.contains("late latecomer"), "{hosts}");
+    t.run(["network", "disconnect", "appnet", "late"]).ok();
+    assert_ne!(
+        t.run([
+            "exec",
+            "late",
+            "timeout",
+            "2",
+            "wget",
+            "-qO-",
+            "http://10.231.0.2/"
+        ])
+        .status,
+        0
+    );
+    assert!(!t
+        .run(["exec", "api", "cat", "/etc/hosts"])
+        .ok()
+        .stdout
+        .contains("late"));
+
+    // In use: not removable.
+    let e = t.run(["network", "rm", "appnet"]).fails(1);
+    assert!(e.stderr.contains("active endpoints"), "{e}");
+    t.run(["rm", "-f", "api", "late"]).ok();
+    assert_eq!(t.run(["network", "rm", "appnet"]).ok().stdout, "appnet\n");
+    let e = t.run(["network", "rm", "none"]).fails(1);
+    assert!(e.stderr.contains("pre-defined"), "{e}");
+}
+
+#[test]
+fn network_options_and_errors() {
+    let t = ctx();
+    let e = t
+        .run(["run", "--rm", "--network", "nosuchnet", "busybox", "true"])
+        .fails(125);
+    assert!(e.stderr.contains("network nosuchnet not found"), "{e}");
+    let e = t
+        .run(["run", "--rm", "--network-alias", "x", "busybox", "true"])
+        .fails(125);
+    assert!(e.stderr.contains("user defined networks"), "{e}");
+    t.run([
+        "network",
+        "create",
+        "--internal",
+        "--label",
+        "team=a",
+        "inner",
+    ])
+    .ok();
+    let e = t.run(["network", "create", "inner"]).fails(1);
+    assert!(e.stderr.contains("already exists"), "{e}");
+    let v = json(&t.run(["network", "inspect", "inner"]).ok().stdout);
+    assert_eq!(v[0]["Internal"], true);
+    assert_eq!(v[0]["Labels"]["team"], "a");
+    let r = t
+        .run([
+            "run", "--rm", "--network", "inner", "--ip", "172.18.0.50", "--add-host", "db.local:10.9.8.7",
+            "--dns", "10.0.0.53", "busybox", "sh", "-c", "ip -o -4 addr show eth0 | grep -o '172[^ ]*'; grep db.local /etc/hosts; cat /etc/resolv.conf",
+        ])
+        .ok();
+    assert!(
+        r.stdout
+            .starts_with("172.18.0.50/16\n10.9.8.7\tdb.local\nnameserver 10.0.0.53\n"),
+        "{r}"
+    );
+    let p = t.run(["network", "prune", "-f"]).ok();
+    assert_eq!(p.stdout, "Deleted Networks:\ninner\n");
+    assert!(t
+        .run(["network", "ls", "-q", "--filter", "name=inner"])
+        .ok()
+        .stdout
+        .is_empty());
+}

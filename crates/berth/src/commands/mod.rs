@@ -8,6 +8,7 @@ pub mod import;
 pub mod inspect;
 pub mod lint;
 pub mod load;
+pub mod network;
 pub mod registry;
 pub mod rmi;
 pub mod save;

@@ -133,14 +133,36 @@ pub fn create(ctx: &Context, a: &RunArgs) -> Result<ContainerRecord, CliError> {
     if a.rm && restart.name != "no" {
         return Err(usage("Conflicting options: --restart and --rm".into()));
     }
-    match a.network.as_str() {
-        "none" | "host" => {}
-        other => {
+    let user_network = match a.network.as_str() {
+        "none" | "host" => None,
+        other => Some(store.network(other).map_err(|_| {
+            usage(format!(
+                "network {other} not found: use none, host, or a network made with `berth network create`"
+            ))
+        })?),
+    };
+    if user_network.is_none() && (!a.network_alias.is_empty() || a.ip.is_some()) {
+        return Err(usage(
+            "network-scoped aliases and --ip are supported only for containers in user defined networks".into(),
+        ));
+    }
+    for h in &a.add_host {
+        let ok = h
+            .split_once(':')
+            .is_some_and(|(n, ip)| !n.is_empty() && ip.parse::<std::net::IpAddr>().is_ok());
+        if !ok {
             return Err(usage(format!(
-                "network {other} not found: this berth offers --network none (a private network namespace with loopback) and --network host"
-            )))
+                "invalid argument {h:?} for --add-host: use host:ip"
+            )));
         }
     }
+    let requested_ip =
+        a.ip.as_deref()
+            .map(|s| {
+                s.parse::<std::net::Ipv4Addr>()
+                    .map_err(|_| usage(format!("invalid IP address {s:?}")))
+            })
+            .transpose()?;
     if let Some(s) = &a.stop_signal {
         berth_runtime::signal::parse(s).map_err(|e| usage(e.to_string()))?;
     }
@@ -236,6 +258,8 @@ pub fn create(ctx: &Context, a: &RunArgs) -> Result<ContainerRecord, CliError> {
             init: a.init,
             mounts: Vec::new(),
             port_bindings: Vec::new(),
+            extra_hosts: Vec::new(),
+            dns: Vec::new(),
         },
     };
     if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
@@ -282,6 +306,8 @@ pub fn create(ctx: &Context, a: &RunArgs) -> Result<ContainerRecord, CliError> {
         ports.clear();
     }
     config.host_config.port_bindings = ports;
+    config.host_config.extra_hosts = a.add_host.clone();
+    config.host_config.dns = a.dns.clone();
     let record = ContainerRecord {
         id: id.clone(),
         name,
@@ -313,6 +339,13 @@ pub fn create(ctx: &Context, a: &RunArgs) -> Result<ContainerRecord, CliError> {
     if let Err(e) = store.create_container(&record) {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(engine(e));
+    }
+    if let Some(net) = &user_network {
+        if let Err(e) = store.attach_network(net, &id, &a.network_alias, requested_ip) {
+            let _ = store.delete_container(&id);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(engine(e));
+        }
     }
     // Volumes are made (named ones on first use) and tied to the container, so
     // none can be removed while it exists.

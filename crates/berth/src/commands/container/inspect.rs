@@ -31,6 +31,26 @@ pub fn container_json(store: &Store, c: &ContainerRecord) -> Value {
     } else {
         Vec::new()
     };
+    // Each user network: its address, gateway and aliases.
+    let endpoints: Vec<(Value, String)> = store
+        .container_endpoints(&c.id)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|ep| {
+            let n = store.network(&ep.network_id).ok()?;
+            let prefix = berth_store::parse_subnet(&n.subnet).map_or(16, |(_, l)| l);
+            Some((
+                json!({
+                    "Aliases": ep.aliases,
+                    "NetworkID": n.id,
+                    "Gateway": n.gateway,
+                    "IPAddress": ep.ip,
+                    "IPPrefixLen": prefix,
+                }),
+                n.name,
+            ))
+        })
+        .collect();
     let mut ports = serde_json::Map::new();
     for b in &bound {
         let entry = ports.entry(b.container_key()).or_insert_with(|| json!([]));
@@ -130,7 +150,12 @@ pub fn container_json(store: &Store, c: &ContainerRecord) -> Value {
         },
         "NetworkSettings": {
             "Ports": ports,
-            "Networks": {hc.network_mode.clone(): {}},
+            "IPAddress": endpoints.first().map(|e| e.0["IPAddress"].clone()).unwrap_or(json!("")),
+            "Networks": if endpoints.is_empty() {
+                json!({hc.network_mode.clone(): {}})
+            } else {
+                Value::Object(endpoints.into_iter().map(|(v, name)| (name, v)).collect())
+            },
         },
     })
 }
