@@ -46,6 +46,8 @@ pub fn netns_path(network_dir: &Path) -> PathBuf {
 pub fn create(network_dir: &Path, gateway: &str, prefix: u8) -> Result<PathBuf> {
     fs::create_dir_all(network_dir)
         .map_err(|e| Error::Runtime(format!("create {}: {e}", network_dir.display())))?;
+    // Containers starting at once all make sure the network exists.
+    let _lock = berth_fs::FileLock::exclusive(&network_dir.join("lock"))?;
     let ns = crate::netns::create_at(&netns_path(network_dir))?;
     if ip_in(&ns, &["link", "show", BRIDGE]).is_err() {
         ip_in(&ns, &["link", "add", BRIDGE, "type", "bridge"])?;

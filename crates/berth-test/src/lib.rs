@@ -189,6 +189,27 @@ impl TestContext {
     }
 }
 
+impl Drop for TestContext {
+    /// Network namespaces, volumes with driver mounts and root filesystems
+    /// still mounted under the temporary root are unmounted first, so the
+    /// directory can go and nothing stays mounted after the test.
+    fn drop(&mut self) {
+        let root = self.root().display().to_string();
+        let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+            return;
+        };
+        let mut points: Vec<&str> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|mp| mp.starts_with(&root))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let _ = rustix::mount::unmount(p, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+}
+
 fn regex_escape(s: &str) -> String {
     s.chars()
         .flat_map(|c| {

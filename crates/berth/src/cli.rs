@@ -396,12 +396,12 @@ pub struct RunArgs {
     /// Publish all exposed ports to random ports
     #[arg(short = 'P', long)]
     pub publish_all: bool,
-    /// Connect a container to a network: none (a private namespace with loopback), host, or a network made with `network create`
+    /// Connect a container to a network: bridge (the default), none (loopback only), host, or a network made with `network create`
     #[arg(
         long,
         visible_alias = "net",
         value_name = "network",
-        default_value = "none"
+        default_value = "bridge"
     )]
     pub network: String,
     /// Add network-scoped alias for the container

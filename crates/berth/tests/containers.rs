@@ -214,7 +214,18 @@ fn the_container_is_isolated() {
     let r = t.run(["run", "--rm", "--read-only", "--tmpfs", "/scratch", "busybox", "sh", "-c", "touch /x 2>/dev/null && echo root-rw || echo root-ro; touch /scratch/y && echo tmpfs-rw"]).ok();
     assert_eq!(r.stdout, "root-ro\ntmpfs-rw\n");
 
-    let r = t.run(["run", "--rm", "busybox", "ip", "-o", "link"]).ok();
+    let r = t
+        .run([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "ip",
+            "-o",
+            "link",
+        ])
+        .ok();
     assert_eq!(r.stdout.lines().count(), 1, "only loopback: {r}");
     assert!(r.stdout.contains("lo:") && r.stdout.contains("UP"), "{r}");
 }
@@ -1104,4 +1115,27 @@ fn whiteouts_apply_with_overlay_and_with_the_copy_snapshotter() {
         String::from_utf8_lossy(&copied.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&copied.stdout), overlay);
+}
+
+#[test]
+fn the_default_network_is_a_bridge() {
+    let t = ctx();
+    t.run(["run", "-d", "--name", "one", "busybox", "sleep", "600"])
+        .ok();
+    let ip = json(&t.run(["inspect", "one"]).ok().stdout)[0]["NetworkSettings"]["Networks"]
+        ["bridge"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(ip.starts_with("172.17.0."), "{ip}");
+    // Containers on the default bridge reach each other.
+    let r = t
+        .run(["run", "--rm", "busybox", "ping", "-c", "1", "-W", "2", &ip])
+        .ok();
+    assert!(r.stdout.contains("1 packets received"), "{r}");
+    let ls = t.run(["network", "ls", "--format", "{{.Name}}"]).ok();
+    assert_eq!(ls.stdout, "bridge\nhost\nnone\n");
+    let e = t.run(["network", "rm", "bridge"]).fails(1);
+    assert!(e.stderr.contains("pre-defined"), "{e}");
+    t.run(["rm", "-f", "one"]).ok();
 }

@@ -27,6 +27,35 @@ const HEADERS: &[(&str, &str)] = &[
 /// The modes every berth has, listed beside the networks made with `create`.
 const BUILTIN: &[(&str, &str)] = &[("host", "host"), ("none", "null")];
 
+/// Docker's default network: every container not given another joins it.
+pub const DEFAULT_BRIDGE: &str = "bridge";
+const DEFAULT_BRIDGE_SUBNET: &str = "172.17.0.0/16";
+
+/// The default bridge network, made on first use.
+pub fn default_bridge(store: &mut Store) -> Result<NetworkRecord, CliError> {
+    if let Ok(n) = store.network(DEFAULT_BRIDGE) {
+        return Ok(n);
+    }
+    let n = NetworkRecord {
+        id: random_id()?,
+        name: DEFAULT_BRIDGE.into(),
+        driver: "bridge".into(),
+        subnet: DEFAULT_BRIDGE_SUBNET.into(),
+        gateway: "172.17.0.1".into(),
+        internal: false,
+        labels: BTreeMap::new(),
+        created: super::rfc3339_nano(chrono::Utc::now()),
+    };
+    match store.create_network(&n) {
+        Ok(()) => {}
+        // Another berth made it at the same moment.
+        Err(berth_store::Error::NetworkExists(_)) => return Ok(store.network(DEFAULT_BRIDGE)?),
+        Err(e) => return Err(e.into()),
+    }
+    berth_runtime::network::create(&store.layout().network(&n.id), &n.gateway, 16)?;
+    Ok(n)
+}
+
 /// The next free /16 in 172.18–172.31, as Docker picks its default pools.
 fn free_subnet(store: &Store) -> Result<String, CliError> {
     let used = store.network_subnets()?;
@@ -52,7 +81,7 @@ pub fn create(ctx: &Context, a: NetworkCreateArgs) -> Result<(), CliError> {
             a.driver
         )));
     }
-    if BUILTIN.iter().any(|(n, _)| *n == a.name) {
+    if BUILTIN.iter().any(|(n, _)| *n == a.name) || a.name == DEFAULT_BRIDGE {
         return Err(CliError::new(format!(
             "network with name {} already exists",
             a.name
@@ -243,7 +272,7 @@ pub fn inspect(ctx: &Context, a: NetworkInspectArgs) -> Result<(), CliError> {
 pub fn rm(ctx: &Context, a: NetworkRmArgs) -> Result<(), CliError> {
     let mut store = ctx.store()?;
     super::container::for_each(&a.names, |q| {
-        if BUILTIN.iter().any(|(n, _)| *n == q) {
+        if BUILTIN.iter().any(|(n, _)| *n == q) || q == DEFAULT_BRIDGE {
             return Err(CliError::new(format!(
                 "{q} is a pre-defined network and cannot be removed"
             )));
@@ -335,7 +364,7 @@ pub fn prune(ctx: &Context, a: NetworkPruneArgs) -> Result<(), CliError> {
     let mut store = ctx.store()?;
     let mut removed = Vec::new();
     for n in store.networks()? {
-        if !store.network_endpoints(&n.id)?.is_empty() {
+        if n.name == DEFAULT_BRIDGE || !store.network_endpoints(&n.id)?.is_empty() {
             continue;
         }
         store.delete_network(&n.id)?;

@@ -135,13 +135,17 @@ pub fn create(ctx: &Context, a: &RunArgs) -> Result<ContainerRecord, CliError> {
     }
     let user_network = match a.network.as_str() {
         "none" | "host" => None,
+        "bridge" | "default" => Some(crate::commands::network::default_bridge(&mut store)?),
         other => Some(store.network(other).map_err(|_| {
             usage(format!(
                 "network {other} not found: use none, host, or a network made with `berth network create`"
             ))
         })?),
     };
-    if user_network.is_none() && (!a.network_alias.is_empty() || a.ip.is_some()) {
+    let user_defined = user_network
+        .as_ref()
+        .is_some_and(|n| n.name != crate::commands::network::DEFAULT_BRIDGE);
+    if !user_defined && (!a.network_alias.is_empty() || a.ip.is_some()) {
         return Err(usage(
             "network-scoped aliases and --ip are supported only for containers in user defined networks".into(),
         ));
