@@ -33,7 +33,9 @@ if docker info >/dev/null 2>&1; then
     docker load -q -i <("$berth" save busybox:bench) >/dev/null
     docker run -d --name bench-web -p 127.0.0.1:18082:80 -v "$work/site:/www:ro" busybox:bench httpd -f -p 80 -h /www >/dev/null
     sleep 1
-    run_bench "docker -p" http://127.0.0.1:18082
+    # An engine started without its bridge and iptables (as scripts/test
+    # starts one) cannot publish ports.
+    run_bench "docker -p" http://127.0.0.1:18082 || echo "(docker -p not measured: this engine does not publish ports)"
 else
     echo "(no Docker engine answers: docker -p not measured)"
 fi
