@@ -85,6 +85,26 @@ impl LineSplitter {
     }
 }
 
+/// Reads the complete entries written after byte `offset`; returns them and
+/// the offset after the last complete line (a line still being written is
+/// left for the next call), so following a log reads each byte once.
+pub fn read_entries_from(path: &Path, offset: u64) -> Result<(Vec<Entry>, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = File::open(path) else {
+        return Ok((Vec::new(), offset));
+    };
+    f.seek(SeekFrom::Start(offset))
+        .at("cannot read log", path)?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).at("cannot read log", path)?;
+    let complete = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let entries = buf[..complete]
+        .split(|&b| b == b'\n')
+        .filter_map(|l| serde_json::from_slice(l).ok())
+        .collect();
+    Ok((entries, offset + complete as u64))
+}
+
 /// Reads all entries of a log file (a torn last line, from a crash, is skipped).
 pub fn read_entries(path: &Path) -> Result<Vec<Entry>> {
     let Ok(f) = File::open(path) else {

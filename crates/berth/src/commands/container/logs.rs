@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use berth_runtime::logs::{read_entries, Entry};
+use berth_runtime::logs::{read_entries_from, Entry};
 use berth_runtime::monitor::log_path;
 
 use super::{find, Context};
@@ -78,8 +78,7 @@ pub fn run(ctx: &Context, a: LogsArgs) -> Result<(), CliError> {
                 .is_ok_and(|t| t.with_timezone(&chrono::Utc) >= c)
         })
     };
-    let all = read_entries(&path)?;
-    let mut seen = all.len();
+    let (all, mut offset) = read_entries_from(&path, 0)?;
     let entries: Vec<Entry> = all.into_iter().filter(keep).collect();
     let skip = tail.map_or(0, |n| entries.len().saturating_sub(n));
     for e in &entries[skip..] {
@@ -89,16 +88,16 @@ pub fn run(ctx: &Context, a: LogsArgs) -> Result<(), CliError> {
         return Ok(());
     }
     loop {
-        let now = read_entries(&path)?;
-        for e in now.iter().skip(seen) {
+        let (new, next) = read_entries_from(&path, offset)?;
+        offset = next;
+        for e in &new {
             print(e, a.timestamps)?;
         }
-        seen = now.len();
         let c = find(&mut store, &c.id)?;
         if !c.status.is_active() {
             // One more read: the last lines may have landed with the exit.
-            for e in read_entries(&path)?.iter().skip(seen) {
-                print(e, a.timestamps)?;
+            for e in read_entries_from(&path, offset)?.0 {
+                print(&e, a.timestamps)?;
             }
             return Ok(());
         }
