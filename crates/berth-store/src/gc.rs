@@ -72,6 +72,13 @@ impl Store {
         let mut live_blobs: HashSet<String> = self.column("SELECT id FROM images")?;
         live_blobs.extend(self.column::<HashSet<String>>("SELECT manifest_digest FROM images")?);
         live_blobs.extend(self.column::<HashSet<String>>("SELECT diff_id FROM layers")?);
+        // Compressed forms of live layers, kept so a push does not compress
+        // again; those of layers that are gone are forgotten with them.
+        self.db.execute(
+            "DELETE FROM layer_blobs WHERE diff_id NOT IN (SELECT diff_id FROM layers)",
+            [],
+        )?;
+        live_blobs.extend(self.column::<HashSet<String>>("SELECT digest FROM layer_blobs")?);
         // Temporary files of atomic writes whose writer is gone.
         for dir in [self.layout.root().to_path_buf(), self.layout.blobs_dir()] {
             for entry in read_dir_names(&dir)? {

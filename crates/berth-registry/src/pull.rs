@@ -1,0 +1,484 @@
+//! `pull`: manifest (an index resolved to one platform), config, then the
+//! missing layers in parallel, each streamed once through digest check,
+//! decompression, diff ID hash and unpacking ([`berth_image::stage_layer`]),
+//! and finally one atomic [`Store::commit_image`]. A pull killed halfway
+//! leaves no image; the compressed blobs it finished are kept (verified) in
+//! `blobs/`, so running it again downloads only what is missing.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use berth_fs::AtomicFile;
+use berth_image::{stage_layer, StagedLayer};
+use berth_oci::{chain_id, media_types, Digest, ImageConfig, Reference};
+use berth_store::{LayerBlob, Layout, NewImage, Store};
+use ureq::http::{Method, StatusCode};
+
+use crate::auth::Scope;
+use crate::client::{self, Client, Request};
+use crate::error::{Error, Result};
+use crate::manifest::{self, Descriptor, Fetched, Platform, ACCEPT_MANIFESTS};
+use crate::progress::{LayerEvent, Progress};
+use crate::work::{parallel, Tee, Tracked};
+
+/// Docker's default `max-concurrent-downloads`.
+const CONCURRENT_DOWNLOADS: usize = 3;
+/// Tries per layer when the connection drops mid-download.
+const LAYER_ATTEMPTS: u32 = 5;
+
+pub struct PullOptions {
+    pub platform: Platform,
+    /// `--platform` was given: a single-platform image of another platform is
+    /// then an error, as in Docker.
+    pub platform_explicit: bool,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        Self {
+            platform: Platform::host(),
+            platform_explicit: false,
+        }
+    }
+}
+
+/// What a pull did.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The digest of the manifest (or index) the reference named: Docker's
+    /// `Digest:` line and the repo digest recorded.
+    pub digest: Digest,
+    pub image_id: Digest,
+    /// The name now points at an image it did not before ("Downloaded newer
+    /// image" rather than "Image is up to date").
+    pub updated: bool,
+}
+
+/// Pulls `reference` (tagged or by digest) into `store`.
+pub fn pull(
+    client: &Client,
+    store: &mut Store,
+    reference: &Reference,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<Pulled> {
+    let repo = reference.path();
+    let scope = Scope::pull(repo);
+    let shown = reference.familiar();
+    let wanted = match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => berth_oci::DEFAULT_TAG.to_string(),
+    };
+    let (bytes, content_type) = fetch_manifest(client, repo, &wanted, &scope, reference)?;
+    let top_digest = Digest::sha256_of(&bytes);
+    if let Some(want) = reference.digest() {
+        if *want != top_digest {
+            return Err(Error::DigestMismatch {
+                what: format!("manifest of {shown}"),
+                expected: want.clone(),
+                actual: top_digest,
+            });
+        }
+    }
+    let (manifest, from_index) = match manifest::parse(&bytes, &content_type, &shown)? {
+        Fetched::Image(m) => (m, false),
+        Fetched::Index(index) => {
+            let entry = opts.platform.select(&index)?;
+            let (bytes, ct) =
+                fetch_manifest(client, repo, entry.digest.as_str(), &scope, reference)?;
+            let actual = Digest::sha256_of(&bytes);
+            if actual != entry.digest {
+                return Err(Error::DigestMismatch {
+                    what: format!("{} manifest of {shown}", opts.platform),
+                    expected: entry.digest.clone(),
+                    actual,
+                });
+            }
+            match manifest::parse(&bytes, &ct, &shown)? {
+                Fetched::Image(m) => (m, true),
+                Fetched::Index(_) => {
+                    return Err(Error::BadManifest {
+                        reference: shown,
+                        reason: "an index entry for this platform is itself an index".into(),
+                    })
+                }
+            }
+        }
+    };
+
+    let config_bytes = fetch_small_blob(client, repo, &manifest.config, &scope, "image config")?;
+    let config = ImageConfig::from_slice(&config_bytes).map_err(|e| Error::BadImage {
+        reference: shown.clone(),
+        reason: format!("invalid image config: {e}"),
+    })?;
+    if opts.platform_explicit
+        && !from_index
+        && !opts.platform.matches_config(
+            &config.os,
+            &config.architecture,
+            config.variant.as_deref(),
+        )
+    {
+        let mut actual = format!("{}/{}", config.os, config.architecture);
+        if let Some(v) = &config.variant {
+            actual = format!("{actual}/{v}");
+        }
+        return Err(Error::PlatformMismatch {
+            reference: shown,
+            wanted: opts.platform.to_string(),
+            actual,
+        });
+    }
+    let diff_ids = config.rootfs.diff_ids.clone();
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(Error::BadImage {
+            reference: shown,
+            reason: format!(
+                "the manifest lists {} layers but the config {}",
+                manifest.layers.len(),
+                diff_ids.len()
+            ),
+        });
+    }
+    let image_id = Digest::sha256_of(&config_bytes);
+    let chain = chain_id(&diff_ids);
+
+    // What the name pointed at before, to tell "newer" from "up to date".
+    let name = match reference.digest() {
+        Some(_) => reference.clone(),
+        None => reference
+            .with_tag(&wanted)
+            .map_err(|e| Error::BadManifest {
+                reference: shown.clone(),
+                reason: e.to_string(),
+            })?,
+    };
+    let before = store.resolve_image(&name.to_string()).ok().map(|i| i.id);
+    let have_image = store.resolve_image(image_id.as_str()).is_ok();
+
+    let staging = store.stage()?;
+    let mut layers: Vec<Option<StagedLayer>> = Vec::with_capacity(manifest.layers.len());
+    let mut jobs = Vec::new();
+    for (i, desc) in manifest.layers.iter().enumerate() {
+        layers.push(None);
+        // Docker pulls nothing, and says nothing per layer, for an image it has.
+        if have_image {
+            continue;
+        }
+        let id = desc.digest.short().to_string();
+        if store.has_layer(&chain[i])? {
+            progress.layer(&id, LayerEvent::AlreadyExists);
+        } else {
+            progress.layer(&id, LayerEvent::Queued);
+            jobs.push((i, desc.clone(), staging.subdir(&format!("layer-{i}"))?));
+        }
+    }
+    let layout = store.layout().clone();
+    let cancel = AtomicBool::new(false);
+    let staged = parallel(jobs, CONCURRENT_DOWNLOADS, &cancel, |(i, desc, dir)| {
+        let s = fetch_layer(
+            client, repo, &scope, &desc, &dir, &layout, &cancel, progress,
+        )?;
+        if s.diff_id != diff_ids[i] {
+            return Err(Error::BadImage {
+                reference: shown.clone(),
+                reason: format!(
+                    "layer {} ({}) unpacks to {} but the config says {}",
+                    i + 1,
+                    desc.digest,
+                    s.diff_id,
+                    diff_ids[i]
+                ),
+            });
+        }
+        progress.layer(desc.digest.short(), LayerEvent::PullComplete);
+        Ok((i, s))
+    })?;
+    for (i, s) in staged {
+        layers[i] = Some(s);
+    }
+
+    let names = if reference.digest().is_some() {
+        Vec::new()
+    } else {
+        vec![name.clone()]
+    };
+    let outcome = store.commit_image(NewImage {
+        config: config_bytes,
+        layers,
+        names,
+    })?;
+    drop(staging);
+    store.add_repo_digest(&outcome.id, &reference.with_digest(top_digest.clone()))?;
+    // What later pushes can reuse: each layer's blob and where it lives.
+    for (desc, diff_id) in manifest.layers.iter().zip(&diff_ids) {
+        store.record_layer_blob(&LayerBlob {
+            diff_id: diff_id.clone(),
+            digest: desc.digest.clone(),
+            size: desc.size,
+            media_type: desc.media_type.clone(),
+        })?;
+        store.record_blob_source(&desc.digest, client.registry(), repo)?;
+    }
+    Ok(Pulled {
+        digest: top_digest,
+        updated: before.as_ref() != Some(&outcome.id),
+        image_id: outcome.id,
+    })
+}
+
+/// GETs a manifest by tag or digest; returns its bytes and media type.
+fn fetch_manifest(
+    client: &Client,
+    repo: &str,
+    tag_or_digest: &str,
+    scope: &Scope,
+    reference: &Reference,
+) -> Result<(Vec<u8>, String)> {
+    client.retry(|| fetch_manifest_once(client, repo, tag_or_digest, scope, reference))
+}
+
+fn fetch_manifest_once(
+    client: &Client,
+    repo: &str,
+    tag_or_digest: &str,
+    scope: &Scope,
+    reference: &Reference,
+) -> Result<(Vec<u8>, String)> {
+    let url = client.url(&format!("{repo}/manifests/{tag_or_digest}"));
+    let resp = client
+        .send(Request::new(Method::GET, url.clone(), scope).header("Accept", ACCEPT_MANIFESTS))?;
+    let status = resp.status();
+    if status == StatusCode::NOT_FOUND {
+        let body = client::read_small(resp).unwrap_or_default();
+        let message = client::error_message(&body, status);
+        return Err(match client::error_code(&body).as_deref() {
+            Some("NAME_UNKNOWN") => Error::NameUnknown {
+                repository: reference.repository(),
+                message,
+            },
+            _ => Error::ManifestUnknown {
+                reference: format!(
+                    "{}{}{tag_or_digest}",
+                    reference.familiar_repository(),
+                    if tag_or_digest.starts_with("sha256:") {
+                        '@'
+                    } else {
+                        ':'
+                    }
+                ),
+                message,
+            },
+        });
+    }
+    if !status.is_success() {
+        return Err(client.unexpected("GET", &url, resp));
+    }
+    let content_type = client::header(&resp, "Content-Type").unwrap_or_default();
+    let bytes = client::read_small(resp).map_err(|e| Error::Transfer {
+        what: format!("manifest of {}", reference.familiar()),
+        source: e,
+    })?;
+    Ok((bytes, content_type))
+}
+
+/// GETs a small blob (a config) whole and verifies it.
+fn fetch_small_blob(
+    client: &Client,
+    repo: &str,
+    desc: &Descriptor,
+    scope: &Scope,
+    what: &str,
+) -> Result<Vec<u8>> {
+    client.retry(|| fetch_small_blob_once(client, repo, desc, scope, what))
+}
+
+fn fetch_small_blob_once(
+    client: &Client,
+    repo: &str,
+    desc: &Descriptor,
+    scope: &Scope,
+    what: &str,
+) -> Result<Vec<u8>> {
+    let url = client.url(&format!("{repo}/blobs/{}", desc.digest));
+    let resp = client.send(Request::new(Method::GET, url.clone(), scope))?;
+    if !resp.status().is_success() {
+        return Err(client.unexpected("GET", &url, resp));
+    }
+    let mut bytes = Vec::new();
+    resp.into_body()
+        .into_reader()
+        .take(desc.size.min(client::MAX_SMALL_BODY) + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Transfer {
+            what: format!("{what} {}", desc.digest),
+            source: e,
+        })?;
+    check_blob(
+        &format!("{what} {}", desc.digest),
+        desc,
+        bytes.len() as u64,
+        &Digest::sha256_of(&bytes),
+    )?;
+    Ok(bytes)
+}
+
+fn check_blob(what: &str, desc: &Descriptor, size: u64, digest: &Digest) -> Result<()> {
+    if size != desc.size {
+        return Err(Error::SizeMismatch {
+            what: what.to_string(),
+            expected: desc.size,
+            actual: size,
+        });
+    }
+    if *digest != desc.digest {
+        return Err(Error::DigestMismatch {
+            what: what.to_string(),
+            expected: desc.digest.clone(),
+            actual: digest.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// One layer into `dir`, from a blob kept by an earlier pull or push if there
+/// is one, else from the registry, with retries when the connection drops.
+#[allow(clippy::too_many_arguments)]
+fn fetch_layer(
+    client: &Client,
+    repo: &str,
+    scope: &Scope,
+    desc: &Descriptor,
+    dir: &Path,
+    layout: &Layout,
+    cancel: &AtomicBool,
+    progress: &dyn Progress,
+) -> Result<StagedLayer> {
+    let id = desc.digest.short();
+    let what = format!("layer {}", desc.digest);
+    let kept = layout.blob(&desc.digest);
+    if let Ok(f) = File::open(&kept) {
+        if f.metadata().is_ok_and(|m| m.len() == desc.size) {
+            let staged = stage_layer(f, &dir.join("kept"), &what)?;
+            // Verified when it was kept; checked again since it was read anyway.
+            if check_blob(&what, desc, desc.size, &staged.input_digest).is_ok() {
+                progress.layer(id, LayerEvent::DownloadComplete);
+                return Ok(staged);
+            }
+        }
+    }
+    let mut attempt = 0;
+    loop {
+        let sub = dir.join(format!("try-{attempt}"));
+        match download_layer(client, repo, scope, desc, &sub, layout, cancel, progress) {
+            Ok(s) => return Ok(s),
+            Err(e)
+                if e.is_transient()
+                    && attempt + 1 < LAYER_ATTEMPTS
+                    && !cancel.load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                let _ = std::fs::remove_dir_all(&sub);
+                let seconds = 1u64 << attempt;
+                progress.layer(id, LayerEvent::Retrying { seconds });
+                std::thread::sleep(Duration::from_secs(seconds));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn download_layer(
+    client: &Client,
+    repo: &str,
+    scope: &Scope,
+    desc: &Descriptor,
+    dir: &Path,
+    layout: &Layout,
+    cancel: &AtomicBool,
+    progress: &dyn Progress,
+) -> Result<StagedLayer> {
+    let id = desc.digest.short();
+    let what = format!("layer {}", desc.digest);
+    let url = client.url(&format!("{repo}/blobs/{}", desc.digest));
+    let resp = client.send(Request::new(Method::GET, url.clone(), scope))?;
+    if !resp.status().is_success() {
+        return Err(client.unexpected("GET", &url, resp));
+    }
+    // Keep the compressed blob for later pushes and for a pull that is run
+    // again after an interruption; an uncompressed layer is kept anyway.
+    let keep = desc.media_type != media_types::OCI_LAYER;
+    let mut kept = if keep {
+        Some(BufWriter::with_capacity(
+            1 << 20,
+            AtomicFile::new_in(&layout.blobs_dir())?,
+        ))
+    } else {
+        None
+    };
+    let total = desc.size;
+    let on_progress = |current: u64| {
+        progress.layer(id, LayerEvent::Downloading { current, total });
+    };
+    let body = resp.into_body().into_reader().take(total + 1);
+    let mut tracked = Tracked::new(body, cancel, &on_progress);
+    let result = stage_layer(
+        Tee {
+            inner: &mut tracked,
+            out: kept.as_mut(),
+        },
+        dir,
+        &what,
+    );
+    let staged = match result {
+        Ok(s) => s,
+        Err(e) if tracked.source_failed => {
+            return Err(Error::Transfer {
+                what,
+                source: std::io::Error::other(e.to_string()),
+            })
+        }
+        Err(e) => {
+            // Unreadable content: if it is not what the manifest names, say
+            // so (the registry sent something else) rather than blame tar.
+            // The kept copy has what was read; the rest is read into it too.
+            if let Some(mut w) = kept {
+                let copied = std::io::copy(&mut tracked, &mut w).and_then(|_| w.flush());
+                if tracked.source_failed {
+                    return Err(Error::Transfer {
+                        what,
+                        source: std::io::Error::other(e.to_string()),
+                    });
+                }
+                if copied.is_ok() {
+                    if let Ok(f) = w.into_inner() {
+                        if let Ok((hex, _)) = berth_fs::sha256_hex_of_file(f.path()) {
+                            let actual = Digest::from_sha256_hex(&hex).expect("sha256 hex");
+                            check_blob(&what, desc, tracked.count, &actual)?;
+                        }
+                    }
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    check_blob(&what, desc, tracked.count, &staged.input_digest)?;
+    if let Some(w) = kept {
+        let mut f = w.into_inner().map_err(|e| Error::Transfer {
+            what: format!("keeping {what}"),
+            source: e.into_error(),
+        })?;
+        f.flush().map_err(|e| Error::Transfer {
+            what: format!("keeping {what}"),
+            source: e,
+        })?;
+        f.commit(&layout.blob(&desc.digest))?;
+    }
+    progress.layer(id, LayerEvent::DownloadComplete);
+    Ok(staged)
+}
