@@ -200,6 +200,11 @@ pub fn write_hosts(
     for (ip, names) in peers {
         s.push_str(&format!("{ip}\t{}\n", names.join(" ")));
     }
+    // Unchanged content is not rewritten: a rewrite in place (truncate, then
+    // write) can be seen half done by a process reading the file.
+    if fs::read_to_string(path).is_ok_and(|old| old == s) {
+        return Ok(());
+    }
     fs::write(path, s).map_err(|e| Error::Runtime(format!("write {}: {e}", path.display())))
 }
 

@@ -85,12 +85,20 @@ fn inspect(
             Err(e) => return Err(e.into()),
         }
     }
+    print_inspect(found, &missing, format, kind.noun())
+}
+
+/// Prints what an inspect command found (Docker's JSON, or one template line
+/// per object), then one error line per name it did not find (exit 1 if any).
+pub fn print_inspect(
+    found: Vec<Value>,
+    missing: &[String],
+    format: Option<&str>,
+    noun: &str,
+) -> Result<(), CliError> {
     let mut out = output::stdout();
     match format {
-        None | Some("json") => {
-            let text = serde_json::to_string_pretty(&Value::Array(found)).expect("json");
-            writeln!(out, "{}", indent_like_docker(&text))?;
-        }
+        None | Some("json") => writeln!(out, "{}", docker_json(&Value::Array(found)))?,
         Some(f) => {
             let tpl = Template::parse(f)?;
             for v in &found {
@@ -102,8 +110,8 @@ fn inspect(
         return Ok(());
     }
     out.flush()?;
-    for m in &missing {
-        writeln!(std::io::stderr(), "Error: No such {}: {m}", kind.noun())?;
+    for m in missing {
+        writeln!(std::io::stderr(), "Error: No such {noun}: {m}")?;
     }
     Err(CliError::exit(status::FAILURE))
 }

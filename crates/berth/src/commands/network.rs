@@ -12,8 +12,8 @@ use crate::cli::{
     NetworkConnectArgs, NetworkCreateArgs, NetworkDisconnectArgs, NetworkInspectArgs,
     NetworkLsArgs, NetworkPruneArgs, NetworkRmArgs,
 };
-use crate::error::{status, CliError};
-use crate::output::{self, label_matches, render_rows, template::Template};
+use crate::error::CliError;
+use crate::output::{self, label_matches, render_rows};
 
 const DEFAULT_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}";
 const HEADERS: &[(&str, &str)] = &[
@@ -247,26 +247,7 @@ pub fn inspect(ctx: &Context, a: NetworkInspectArgs) -> Result<(), CliError> {
             Err(e) => return Err(e.into()),
         }
     }
-    let mut out = output::stdout();
-    match a.format.as_deref() {
-        None | Some("json") => {
-            writeln!(out, "{}", super::inspect::docker_json(&Value::Array(found)))?
-        }
-        Some(f) => {
-            let tpl = Template::parse(f)?;
-            for v in &found {
-                writeln!(out, "{}", tpl.render(v)?)?;
-            }
-        }
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    out.flush()?;
-    for m in missing {
-        writeln!(std::io::stderr(), "Error: No such network: {m}")?;
-    }
-    Err(CliError::exit(status::FAILURE))
+    super::inspect::print_inspect(found, &missing, a.format.as_deref(), "network")
 }
 
 pub fn rm(ctx: &Context, a: NetworkRmArgs) -> Result<(), CliError> {

@@ -11,8 +11,8 @@ use super::{parse_filters, Context};
 use crate::cli::{
     VolumeCreateArgs, VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs,
 };
-use crate::error::{status, CliError};
-use crate::output::{self, render_rows, template::Template, units};
+use crate::error::CliError;
+use crate::output::{self, render_rows, units};
 
 const DEFAULT_TABLE: &str = "table {{.Driver}}\t{{.Name}}";
 const HEADERS: &[(&str, &str)] = &[
@@ -152,26 +152,7 @@ pub fn inspect(ctx: &Context, a: VolumeInspectArgs) -> Result<(), CliError> {
             Err(e) => return Err(e.into()),
         }
     }
-    let mut out = output::stdout();
-    match a.format.as_deref() {
-        None | Some("json") => {
-            writeln!(out, "{}", super::inspect::docker_json(&Value::Array(found)))?
-        }
-        Some(f) => {
-            let tpl = Template::parse(f)?;
-            for v in &found {
-                writeln!(out, "{}", tpl.render(v)?)?;
-            }
-        }
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    out.flush()?;
-    for m in missing {
-        writeln!(std::io::stderr(), "Error: No such volume: {m}")?;
-    }
-    Err(CliError::exit(status::FAILURE))
+    super::inspect::print_inspect(found, &missing, a.format.as_deref(), "volume")
 }
 
 pub fn rm(ctx: &Context, a: VolumeRmArgs) -> Result<(), CliError> {
