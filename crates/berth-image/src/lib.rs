@@ -14,4 +14,4 @@ mod unpack;
 pub use compression::{decompress, Compression};
 pub use error::{Error, Result};
 pub use stage::{stage_layer, StagedLayer};
-pub use unpack::{unpack_layer, LayerStats};
+pub use unpack::{blank_is_zero, unpack_layer, LayerStats};

@@ -222,7 +222,7 @@ pub fn unpack_layer<R: Read>(input: R, dest: &Path, what: &str) -> Result<LayerS
 
 /// Go's archive/tar (and so Docker) reads an empty numeric header field as 0;
 /// some tar writers leave uid, gid or mtime blank.
-fn blank_is_zero(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
+pub fn blank_is_zero(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
     match parsed {
         Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
         other => other,

@@ -532,9 +532,10 @@ fn extract(input: impl Read, root: &Path, dir: &str, owner: Owner) -> Result<u64
                     fs::remove_file(&target).map_err(|e| at("remove", &target, e))?;
                 }
             }
-            let mode = numeric(header.mode().map(u64::from), &header.as_old().mode).map_err(bad)?
-                as u32
-                & 0o7777;
+            let mode =
+                berth_image::blank_is_zero(header.mode().map(u64::from), &header.as_old().mode)
+                    .map_err(bad)? as u32
+                    & 0o7777;
             match kind {
                 tar::EntryType::Directory => {
                     if !target.is_dir() {
@@ -606,8 +607,10 @@ fn extract(input: impl Read, root: &Path, dir: &str, owner: Owner) -> Result<u64
             }
             let ids = match owner {
                 Owner::Source => Some((
-                    numeric(header.uid(), &header.as_old().uid).map_err(bad)? as u32,
-                    numeric(header.gid(), &header.as_old().gid).map_err(bad)? as u32,
+                    berth_image::blank_is_zero(header.uid(), &header.as_old().uid).map_err(bad)?
+                        as u32,
+                    berth_image::blank_is_zero(header.gid(), &header.as_old().gid).map_err(bad)?
+                        as u32,
                 )),
                 Owner::Fixed(u, g) => Some((u, g)),
                 Owner::Caller => None,
@@ -620,7 +623,8 @@ fn extract(input: impl Read, root: &Path, dir: &str, owner: Owner) -> Result<u64
                 fs::set_permissions(&target, fs::Permissions::from_mode(mode))
                     .map_err(|e| at("chmod", &target, e))?;
             }
-            let mtime = numeric(header.mtime(), &header.as_old().mtime).map_err(bad)? as i64;
+            let mtime = berth_image::blank_is_zero(header.mtime(), &header.as_old().mtime)
+                .map_err(bad)? as i64;
             if is_dir {
                 dir_times.push((target, mtime));
             } else {
@@ -633,15 +637,6 @@ fn extract(input: impl Read, root: &Path, dir: &str, owner: Owner) -> Result<u64
         set_mtime(d, *t)?;
     }
     Ok(input.n)
-}
-
-/// Go's archive/tar (and so Docker) reads an empty numeric header field as 0;
-/// some tar writers leave mode, uid, gid or mtime blank.
-fn numeric(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
-    match parsed {
-        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
-        other => other,
-    }
 }
 
 /// Finds (or makes) directories inside the root for `extract`.
