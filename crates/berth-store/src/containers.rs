@@ -95,6 +95,31 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ContainerRecord> {
     })
 }
 
+/// The run state columns, written at creation and by every state change.
+fn write_state(db: &rusqlite::Connection, c: &ContainerRecord) -> Result<()> {
+    db.execute(
+        "UPDATE containers SET status = ?2, pid = ?3, pid_start = ?4, monitor_pid = ?5,
+         monitor_start = ?6, exit_code = ?7, started_at = ?8, finished_at = ?9, oom_killed = ?10,
+         restart_count = ?11, stop_requested = ?12, error = ?13 WHERE id = ?1",
+        params![
+            c.id,
+            c.status.as_str(),
+            c.pid,
+            c.pid_start,
+            c.monitor_pid,
+            c.monitor_start,
+            c.exit_code,
+            c.started_at,
+            c.finished_at,
+            c.oom_killed as i64,
+            c.restart_count,
+            c.stop_requested as i64,
+            c.error
+        ],
+    )?;
+    Ok(())
+}
+
 impl Store {
     /// Registers a new container; its name must be free.
     pub fn create_container(&mut self, c: &ContainerRecord) -> Result<()> {
@@ -115,7 +140,8 @@ impl Store {
             });
         }
         tx.execute(
-            &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"),
+            "INSERT INTO containers (id, name, image_id, image, config, created, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 c.id,
                 c.name,
@@ -123,47 +149,17 @@ impl Store {
                 c.image,
                 c.config,
                 c.created,
-                c.status.as_str(),
-                c.pid,
-                c.pid_start,
-                c.monitor_pid,
-                c.monitor_start,
-                c.exit_code,
-                c.started_at,
-                c.finished_at,
-                c.oom_killed as i64,
-                c.restart_count,
-                c.stop_requested as i64,
-                c.error
+                c.status.as_str()
             ],
         )?;
+        write_state(&tx, c)?;
         tx.commit()?;
         Ok(())
     }
 
     /// Writes back the run state of `c` (status, pids, exit, times, flags).
     pub fn save_container_state(&mut self, c: &ContainerRecord) -> Result<()> {
-        self.db.execute(
-            "UPDATE containers SET status = ?2, pid = ?3, pid_start = ?4, monitor_pid = ?5,
-             monitor_start = ?6, exit_code = ?7, started_at = ?8, finished_at = ?9, oom_killed = ?10,
-             restart_count = ?11, stop_requested = ?12, error = ?13 WHERE id = ?1",
-            params![
-                c.id,
-                c.status.as_str(),
-                c.pid,
-                c.pid_start,
-                c.monitor_pid,
-                c.monitor_start,
-                c.exit_code,
-                c.started_at,
-                c.finished_at,
-                c.oom_killed as i64,
-                c.restart_count,
-                c.stop_requested as i64,
-                c.error
-            ],
-        )?;
-        Ok(())
+        write_state(&self.db, c)
     }
 
     /// Sets or clears the flag that tells a monitor not to restart.
