@@ -15,4 +15,4 @@ pub use atomic::{fsync_dir, temp_owner, write_atomic, AtomicFile, TEMP_PREFIX};
 pub use error::{Error, Result, ResultExt};
 pub use hash::{sha256_hex_of_file, HashingReader, HashingWriter};
 pub use lock::FileLock;
-pub use mounts::is_mount_point;
+pub use mounts::{is_mount_point, mounts_under};

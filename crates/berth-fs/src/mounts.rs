@@ -14,6 +14,23 @@ pub fn is_mount_point(path: &Path) -> bool {
         .any(|mp| unescape(mp) == want)
 }
 
+/// The mount points at or below `dir`, deepest first, so unmounting them in
+/// order never leaves one hidden under another.
+pub fn mounts_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut points: Vec<std::path::PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|mp| std::path::PathBuf::from(unescape(mp)))
+        .filter(|mp| mp.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points.dedup();
+    points
+}
+
 /// mountinfo escapes space, tab, newline and backslash as three octal digits.
 fn unescape(s: &str) -> String {
     let b = s.as_bytes();

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use berth_fs::ResultExt;
 
-use crate::unpack::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
+use crate::unpack::{LayerStats, OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 
 /// overlayfs keeps its own bookkeeping in this xattr namespace; none of it is
 /// content, and none of it may travel in a layer.
@@ -391,6 +391,10 @@ pub struct TreeWriter<W: Write> {
     overlay: bool,
     /// The archive name each multiply-linked inode was first written under.
     links: HashMap<(u64, u64), PathBuf>,
+    /// Modification times later than this are written as this
+    /// (`SOURCE_DATE_EPOCH`, as BuildKit's rewrite-timestamp does).
+    clamp_mtime: Option<u64>,
+    stats: LayerStats,
 }
 
 impl<W: Write> TreeWriter<W> {
@@ -403,7 +407,29 @@ impl<W: Write> TreeWriter<W> {
             builder,
             overlay,
             links: HashMap::new(),
+            clamp_mtime: None,
+            stats: LayerStats::default(),
         }
+    }
+
+    /// Writes no modification time later than `epoch` (seconds).
+    pub fn clamp_mtime(mut self, epoch: Option<u64>) -> Self {
+        self.clamp_mtime = epoch;
+        self
+    }
+
+    /// What was written so far: entries, and Docker's size of them.
+    pub fn stats(&self) -> LayerStats {
+        self.stats
+    }
+
+    fn header(&self, meta: &Metadata, kind: tar::EntryType, mode: u32) -> tar::Header {
+        let mut h = header(meta, kind, mode);
+        if let Some(max) = self.clamp_mtime {
+            let t = h.mtime().unwrap_or(0);
+            h.set_mtime(t.min(max));
+        }
+        h
     }
 
     /// Appends `src` (a file, a symlink or a directory with all it holds)
@@ -452,7 +478,7 @@ impl<W: Write> TreeWriter<W> {
         if self.overlay && is_whiteout(meta) {
             // moby's overlay whiteout converter: a regular file, mode 0600,
             // keeping the whiteout's owner and time.
-            let mut h = header(meta, tar::EntryType::Regular, 0o600);
+            let mut h = self.header(meta, tar::EntryType::Regular, 0o600);
             let hidden = name.file_name().expect("entries have names");
             let mut wh = OsString::from(WHITEOUT_PREFIX);
             wh.push(hidden);
@@ -468,7 +494,8 @@ impl<W: Write> TreeWriter<W> {
             let key = (meta.dev(), meta.ino());
             if let Some(first) = self.links.get(&key).cloned() {
                 // Same inode: its metadata and xattrs went with the first name.
-                let mut h = header(meta, tar::EntryType::Link, perm);
+                let mut h = self.header(meta, tar::EntryType::Link, perm);
+                self.stats.entries += 1;
                 return self
                     .builder
                     .append_link(&mut h, name, first)
@@ -486,7 +513,7 @@ impl<W: Write> TreeWriter<W> {
             .map_err(Error::Write)?;
 
         if ft.is_dir() {
-            let mut h = header(meta, tar::EntryType::Directory, perm);
+            let mut h = self.header(meta, tar::EntryType::Directory, perm);
             let mut dir_name = name.as_os_str().to_owned();
             if !dir_name.as_bytes().ends_with(b"/") {
                 dir_name.push("/");
@@ -495,7 +522,7 @@ impl<W: Write> TreeWriter<W> {
             if self.overlay && is_opaque(src)? {
                 // moby: "it should inherit some properties from the parent,
                 // but be a regular file", with no time.
-                let mut h = header(meta, tar::EntryType::Regular, perm);
+                let mut h = self.header(meta, tar::EntryType::Regular, perm);
                 h.set_mtime(0);
                 self.write(&mut h, &name.join(OPAQUE_WHITEOUT), io::empty())?;
             }
@@ -503,14 +530,16 @@ impl<W: Write> TreeWriter<W> {
         }
         if ft.is_symlink() {
             let target = fs::read_link(src).at("cannot read symlink", src)?;
-            let mut h = header(meta, tar::EntryType::Symlink, 0o777);
+            let mut h = self.header(meta, tar::EntryType::Symlink, 0o777);
+            self.stats.entries += 1;
+            self.stats.size += target.as_os_str().len() as u64;
             return self
                 .builder
                 .append_link(&mut h, name, target)
                 .map_err(Error::Write);
         }
         if ft.is_file() {
-            let mut h = header(meta, tar::EntryType::Regular, perm);
+            let mut h = self.header(meta, tar::EntryType::Regular, perm);
             let size = meta.len();
             h.set_size(size);
             let file = match File::open(src) {
@@ -534,7 +563,7 @@ impl<W: Write> TreeWriter<W> {
         } else {
             tar::EntryType::Fifo
         };
-        let mut h = header(meta, kind, perm);
+        let mut h = self.header(meta, kind, perm);
         if kind != tar::EntryType::Fifo {
             let rdev = meta.rdev();
             h.set_device_major(rustix::fs::major(rdev))
@@ -546,6 +575,10 @@ impl<W: Write> TreeWriter<W> {
     }
 
     fn write(&mut self, h: &mut tar::Header, name: &Path, data: impl Read) -> Result<()> {
+        self.stats.entries += 1;
+        if h.entry_type() != tar::EntryType::Directory {
+            self.stats.size += h.size().unwrap_or(0);
+        }
         self.builder
             .append_data(h, name, data)
             .map_err(Error::Write)

@@ -13,5 +13,5 @@ mod unpack;
 
 pub use compression::{decompress, Compression};
 pub use error::{Error, Result};
-pub use stage::{stage_layer, StagedLayer};
+pub use stage::{stage_layer, stage_upper, StagedLayer};
 pub use unpack::{blank_is_zero, unpack_layer, LayerStats};

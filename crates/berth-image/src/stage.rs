@@ -73,3 +73,37 @@ pub fn stage_layer<R: Read>(input: R, staging: &Path, what: &str) -> Result<Stag
         stats,
     })
 }
+
+/// Stages an overlay upper dir that is already the layer's tree (a build
+/// step's): its tar is written once to `staging/layer.tar`, hashed on the way
+/// (the diff ID), and the directory itself becomes the layer, as Docker's
+/// overlay2 driver keeps a container's upper dir. `clamp_mtime` caps the
+/// modification times the tar records (`SOURCE_DATE_EPOCH`).
+pub fn stage_upper(
+    upper: &Path,
+    staging: &Path,
+    clamp_mtime: Option<u64>,
+) -> std::result::Result<StagedLayer, crate::diff::Error> {
+    use crate::diff::{skip_nothing, TreeWriter};
+    let tar_path = staging.join("layer.tar");
+    let file = File::create(&tar_path).at("cannot create", &tar_path)?;
+    let out = berth_fs::HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let mut w = TreeWriter::new(out, true).clamp_mtime(clamp_mtime);
+    w.append(upper, Path::new(""), &skip_nothing)?;
+    let stats = w.stats();
+    let (buffered, hex, tar_size) = w.finish()?.finish();
+    let file = buffered
+        .into_inner()
+        .map_err(|e| crate::diff::Error::Write(e.into_error()))?;
+    file.sync_all().at("cannot sync", &tar_path)?;
+    let diff_id = Digest::from_sha256_hex(&hex).expect("sha256 hex");
+    Ok(StagedLayer {
+        input_digest: diff_id.clone(),
+        diff_id,
+        input_compression: Compression::None,
+        tar: tar_path,
+        tar_size,
+        dir: upper.to_path_buf(),
+        stats,
+    })
+}

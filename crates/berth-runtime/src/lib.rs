@@ -23,6 +23,7 @@ pub mod proxy;
 pub mod rootfs;
 pub mod signal;
 pub mod spec;
+pub mod step;
 pub mod user;
 pub mod volume;
 

@@ -77,6 +77,17 @@ pub const ALL_CAPABILITIES: &[&str] = &[
 ];
 
 /// Paths Docker hides from containers (moby oci/defaults.go).
+/// Where the spec mounts something over the root filesystem, so the runtime
+/// makes these paths when the image lacks them: mount points, not content.
+pub const RUNTIME_MOUNT_POINTS: &[&str] = &[
+    "/proc",
+    "/dev",
+    "/sys",
+    "/etc/resolv.conf",
+    "/etc/hostname",
+    "/etc/hosts",
+];
+
 const MASKED_PATHS: &[&str] = &[
     "/proc/asound",
     "/proc/acpi",

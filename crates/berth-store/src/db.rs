@@ -130,6 +130,21 @@ CREATE TABLE network_endpoints (
     UNIQUE (network_id, ip)
 );
 "#,
+    // Build cache (berth-build): one record per step that made a snapshot. The
+    // layer a record points at, and its parents, stay alive while the record
+    // does, whether or not an image uses them.
+    r#"
+CREATE TABLE build_cache (
+    key            TEXT PRIMARY KEY,     -- sha256 of the step and everything it read
+    chain_id       TEXT,                 -- the snapshot after the step; NULL: empty (scratch)
+    diff_id        TEXT,                 -- the step's own layer; NULL when it changed nothing
+    created        TEXT NOT NULL,        -- RFC 3339: the history time of the step
+    last_used_unix INTEGER NOT NULL,
+    description    TEXT NOT NULL,        -- the instruction, as progress shows it
+    size           INTEGER NOT NULL      -- unpacked size of the step's own layer
+);
+CREATE INDEX build_cache_chain ON build_cache(chain_id);
+"#,
 ];
 
 pub fn open(path: &Path) -> Result<Connection> {

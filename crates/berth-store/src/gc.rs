@@ -23,8 +23,8 @@ pub struct GcReport {
 }
 
 impl Store {
-    /// Removes what no image references: layers, blobs, and staging left by
-    /// processes that no longer run.
+    /// Removes what no image or build cache record references: layers, blobs,
+    /// and staging left by processes that no longer run.
     pub fn gc(&mut self) -> Result<GcReport> {
         let _lock = self.lock()?;
         self.gc_locked()
@@ -39,8 +39,18 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let dead: Vec<(String, Option<String>)> = {
             let mut stmt = tx.prepare(
-                "SELECT chain_id, parent FROM layers
-                 WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)",
+                // Roots: every layer of an image, and the snapshot of every
+                // build cache record with the layers under it.
+                "WITH RECURSIVE live(chain_id) AS (
+                     SELECT chain_id FROM image_layers
+                     UNION
+                     SELECT chain_id FROM build_cache WHERE chain_id IS NOT NULL
+                     UNION
+                     SELECT layers.parent FROM layers JOIN live USING (chain_id)
+                     WHERE layers.parent IS NOT NULL
+                 )
+                 SELECT chain_id, parent FROM layers
+                 WHERE chain_id NOT IN (SELECT chain_id FROM live)",
             )?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<rusqlite::Result<_>>()?
@@ -112,6 +122,11 @@ impl Store {
                 owner_pid(&entry).is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
             if !alive {
                 let p = self.layout.tmp().join(&entry);
+                // A build killed mid-step leaves its overlay mounted here;
+                // removing through the mount would be slow and leave it behind.
+                for m in berth_fs::mounts_under(&p) {
+                    let _ = rustix::mount::unmount(&m, rustix::mount::UnmountFlags::DETACH);
+                }
                 report.bytes += dir_size(&p);
                 let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
                 report.staging += 1;

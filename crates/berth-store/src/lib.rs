@@ -21,6 +21,7 @@
 //! transaction. A crash before the commit leaves unreferenced files that
 //! [`Store::gc`] removes; a crash after leaves a complete image.
 
+mod build_cache;
 mod check;
 mod containers;
 mod db;
@@ -35,6 +36,7 @@ mod oci_index;
 mod staging;
 mod volumes;
 
+pub use build_cache::{CachePruneReport, CacheRecord};
 pub use containers::{ContainerRecord, ContainerStatus};
 pub use distribution::LayerBlob;
 pub use error::{Error, Result};
