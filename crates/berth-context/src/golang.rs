@@ -11,7 +11,7 @@ use std::borrow::Cow;
 /// Multiple slashes collapse, `.` elements go, `..` removes the element before it
 /// (or is dropped right after the root), a trailing slash goes except for `/`
 /// itself, and an empty result is `.`.
-pub(crate) fn clean(path: &str) -> String {
+pub fn clean(path: &str) -> String {
     let rooted = path.starts_with('/');
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
@@ -70,7 +70,7 @@ pub(crate) fn go_lossy(bytes: &[u8]) -> Cow<'_, str> {
 
 /// The error Go's `filepath.Match` reports (`filepath.ErrBadPattern`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct BadPattern;
+pub struct BadPattern;
 
 /// Go `path/filepath.Match` on Unix (Go 1.16 and later, which keeps checking a
 /// chunk's syntax after the first mismatch).
@@ -80,7 +80,7 @@ pub(crate) struct BadPattern;
 /// the first chunk (a run between `*`s) that cannot match, so a syntax error in
 /// a later chunk is not reported here; it surfaces when the pattern's regexp is
 /// compiled instead, as upstream.
-pub(crate) fn filepath_match(pattern: &str, name: &str) -> Result<bool, BadPattern> {
+pub fn filepath_match(pattern: &str, name: &str) -> Result<bool, BadPattern> {
     let mut pattern = pattern.as_bytes();
     let mut name = name.as_bytes();
     'pattern: while !pattern.is_empty() {

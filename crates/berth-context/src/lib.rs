@@ -29,6 +29,7 @@ mod walk;
 mod conformance;
 
 pub use checksum::{select, ChecksumError};
+pub use golang::{clean as clean_path, filepath_match, BadPattern};
 pub use hygiene::{audit, Concern, Finding, Rule, RULES};
 pub use ignorefile::{find_ignore_file, parse_ignore_file, read_ignore_file, IgnoreFileError};
 pub use matcher::Matcher;

@@ -84,6 +84,22 @@ pub fn write_atomic(dest: &Path, data: &[u8]) -> Result<()> {
     f.commit(dest)
 }
 
+/// [`write_atomic`] with the file's permission bits set before it appears,
+/// for files other users read (a container's /etc/hosts).
+pub fn write_atomic_mode(dest: &Path, data: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir: PathBuf = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut f = AtomicFile::new_in(&dir)?;
+    f.write_all(data).at("cannot write", &dir)?;
+    f.file_mut()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .at("cannot set mode of", &dir)?;
+    f.commit(dest)
+}
+
 /// Makes a directory's entries (creations, renames) durable.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

@@ -3,7 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_fs::write_atomic;
+use berth_fs::write_atomic_mode;
+
+/// /etc/hosts, /etc/hostname and /etc/resolv.conf are readable by every
+/// user of the container, as Docker makes them.
+const ETC_MODE: u32 = 0o644;
+
+fn write_atomic(dest: &std::path::Path, data: &[u8]) -> Result<()> {
+    Ok(write_atomic_mode(dest, data, ETC_MODE)?)
+}
 
 use crate::error::Result;
 

@@ -176,8 +176,7 @@ impl Store {
             .into_iter()
             .filter(|r| {
                 all || r.chain_id.as_ref().is_none_or(|c| {
-                    !self
-                        .db
+                    self.db
                         .query_row(
                             "SELECT 1 FROM image_layers WHERE chain_id = ?1 LIMIT 1",
                             [c.as_str()],
@@ -186,7 +185,7 @@ impl Store {
                         .optional()
                         .ok()
                         .flatten()
-                        .is_some()
+                        .is_none()
                 })
             })
             .collect();

@@ -88,6 +88,11 @@ pub enum Command {
     Commit(CommitArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
+    /// Build an image from a Dockerfile
+    Build(Box<BuildArgs>),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Check a Dockerfile against container best practices
     Lint(LintArgs),
     /// Log in to a registry
@@ -115,6 +120,9 @@ pub enum Command {
     /// Runs and watches one container (started by run/start; not for direct use)
     #[command(name = "__monitor", hide = true)]
     Monitor(MonitorArgs),
+    /// Runs one build step's container (started by build; not for direct use)
+    #[command(name = "__step", hide = true)]
+    Step(StepArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -542,6 +550,8 @@ pub struct MonitorArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
+    /// Build an image from a Dockerfile
+    Build(Box<BuildArgs>),
     /// List images
     #[command(visible_alias = "list")]
     Ls(ImagesArgs),
@@ -990,4 +1000,85 @@ pub struct NetworkPruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StepArgs {
+    pub dir: std::path::PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuilderCommand {
+    /// Build an image from a Dockerfile
+    Build(Box<BuildArgs>),
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just the cache no image uses
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Build context: a directory, or `-` to read a Dockerfile or a tar context from STDIN
+    #[arg(value_name = "PATH | URL | -")]
+    pub context: String,
+    /// Name and optionally a tag (format: "name:tag")
+    #[arg(short, long = "tag", value_name = "list")]
+    pub tags: Vec<String>,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile")
+    #[arg(short, long, value_name = "string")]
+    pub file: Option<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg", value_name = "list")]
+    pub build_args: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long, value_name = "string")]
+    pub target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Suppress the build output and print image ID on success
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Set metadata for an image
+    #[arg(long = "label", value_name = "list")]
+    pub labels: Vec<String>,
+    /// Write the image ID to the file
+    #[arg(long, value_name = "string")]
+    pub iidfile: Option<std::path::PathBuf>,
+    /// Set type of progress output (auto, plain, tty)
+    #[arg(long, default_value = "auto", value_name = "string")]
+    pub progress: String,
+    /// Set the networking mode for the RUN instructions during build (host, none, default)
+    #[arg(long, default_value = "default", value_name = "string")]
+    pub network: String,
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")
+    #[arg(long = "secret", value_name = "stringArray")]
+    pub secrets: Vec<String>,
+    /// Output destination (format: "type=docker-archive|oci|local,dest=path")
+    #[arg(short, long = "output", value_name = "stringArray")]
+    pub outputs: Vec<String>,
+    /// Check the Dockerfile and context against best practices without building
+    #[arg(long)]
+    pub check: bool,
+    /// Fail the build on error-level best-practice findings (strict) or only report them (warn)
+    #[arg(long, default_value = "warn", value_name = "warn|strict")]
+    pub policy: String,
+    /// Always attempt to pull a newer version of the image (accepted for compatibility)
+    #[arg(long)]
+    pub pull: bool,
+    /// Remove intermediate containers after a successful build (always true)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub rm: bool,
+    /// Set platform if server is multi-platform capable (only this machine's platform)
+    #[arg(long, value_name = "string")]
+    pub platform: Option<String>,
 }

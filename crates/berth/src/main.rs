@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{
-    Cli, Command, ContainerCommand, ImageCommand, NetworkCommand, SystemCommand, VolumeCommand,
+    BuilderCommand, Cli, Command, ContainerCommand, ImageCommand, NetworkCommand, SystemCommand,
+    VolumeCommand,
 };
 use error::{status, CliError};
 
@@ -125,6 +126,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
             commands::container::files::cp(&ctx, a)
         }
         Command::Container(ContainerCommand::Prune(a)) => commands::container::prune::run(&ctx, a),
+        Command::Build(a)
+        | Command::Image(ImageCommand::Build(a))
+        | Command::Builder(BuilderCommand::Build(a)) => commands::build::run(&ctx, *a),
+        Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(&ctx, a),
         Command::Lint(a) => commands::lint::run(&ctx, a),
         Command::Login(a) => commands::registry::login(&ctx, a),
         Command::Logout(a) => commands::registry::logout(&ctx, a),
@@ -158,6 +163,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 code => Err(CliError::exit(code)),
             }
         }
+        Command::Step(a) => match berth_runtime::step::run(&a.dir) {
+            0 => Ok(()),
+            code => Err(CliError::exit(code)),
+        },
         Command::Monitor(a) => {
             let code = berth_runtime::monitor::run(ctx.root(), &a.id, a.attach);
             if code == 0 {

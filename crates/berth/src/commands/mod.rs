@@ -1,6 +1,7 @@
 //! One module per command group; each turns parsed arguments into store calls
 //! and output.
 
+pub mod build;
 pub mod container;
 pub mod history;
 pub mod images;
