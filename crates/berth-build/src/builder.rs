@@ -73,6 +73,51 @@ pub struct Outcome {
     pub lint: Option<berth_lint::Report>,
 }
 
+/// The images the stages to build start from or copy from (not `scratch`,
+/// not stages): what must be local before [`build`].
+pub fn base_images(opts: &BuildOptions) -> Result<Vec<String>> {
+    let file = opts.dockerfile_name.clone();
+    let df = berth_dockerfile::parse_dockerfile(&opts.dockerfile).map_err(|source| {
+        Error::Dockerfile {
+            file: file.clone(),
+            source,
+        }
+    })?;
+    let graph = StageGraph::new(
+        &df,
+        &GraphOptions {
+            build_args: opts.build_args.clone(),
+            default_args: Envs::from_slice(&platform_args()),
+        },
+    )
+    .map_err(|source| Error::Stages {
+        file: file.clone(),
+        source,
+    })?;
+    let plan = graph
+        .plan(opts.target.as_deref())
+        .map_err(|source| Error::Stages { file, source })?;
+    let mut out: Vec<String> = Vec::new();
+    for &i in &plan.stages {
+        let node = &graph.stages[i];
+        let mut names = Vec::new();
+        if let BaseRef::Image(n) = &node.base {
+            names.push(n.clone());
+        }
+        for d in &node.deps {
+            if let SourceRef::Image(n) = &d.source {
+                names.push(n.clone());
+            }
+        }
+        for n in names {
+            if n != "scratch" && !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Builds the image `opts` describes in the store at `root`.
 pub fn build(root: &Path, opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Outcome> {
     let file = opts.dockerfile_name.clone();

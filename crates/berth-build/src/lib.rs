@@ -23,6 +23,6 @@ mod run;
 mod snapshot;
 mod state;
 
-pub use builder::{build, BuildOptions, NetworkMode, Outcome, Secret};
+pub use builder::{base_images, build, BuildOptions, NetworkMode, Outcome, Secret};
 pub use error::{Error, Result};
 pub use progress::{Event, Reporter, Silent};

@@ -1072,7 +1072,7 @@ pub struct BuildArgs {
     /// Fail the build on error-level best-practice findings (strict) or only report them (warn)
     #[arg(long, default_value = "warn", value_name = "warn|strict")]
     pub policy: String,
-    /// Always attempt to pull a newer version of the image (accepted for compatibility)
+    /// Always attempt to pull a newer version of the base images
     #[arg(long)]
     pub pull: bool,
     /// Remove intermediate containers after a successful build (always true)

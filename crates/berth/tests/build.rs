@@ -962,3 +962,33 @@ fn bad_flags_are_engine_errors() {
         assert!(r.stderr.lines().count() == 1, "one line: {r}");
     }
 }
+
+#[test]
+fn a_500_mb_file_is_copied_in_bounded_memory() {
+    if !Path::new("/usr/bin/time").is_file() {
+        panic!("/usr/bin/time is missing: install Debian's time package (scripts/test does)");
+    }
+    let t = ctx();
+    let dir = context(
+        &t,
+        "big",
+        &[("Dockerfile", "FROM busybox\nCOPY big.bin /\n")],
+    );
+    let f = fs::File::create(dir.join("big.bin")).unwrap();
+    f.set_len(500 * 1024 * 1024).unwrap();
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(t.bin())
+        .arg("--root")
+        .arg(t.root())
+        .args(["build", "-q", "-t", "big"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let peak_kb: u64 = stderr.lines().last().unwrap().trim().parse().unwrap();
+    assert!(peak_kb < 100 * 1024, "peak RSS {peak_kb} kB");
+    let img = json(&t.run(["image", "inspect", "big"]).ok().stdout)[0].clone();
+    assert!(img["Size"].as_u64().unwrap() >= 500 * 1024 * 1024, "{img}");
+}

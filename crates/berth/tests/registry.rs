@@ -1383,3 +1383,54 @@ fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(data))
 }
+
+/// `build` pulls a base image that is not local, as Docker does; `--pull`
+/// checks the registry even when it is.
+#[test]
+fn build_pulls_missing_base_images() {
+    require!("docker-registry");
+    let reg = Registry::start(Auth::None);
+    let host = reg.host();
+    let t = ctx();
+    let u = User::new(&t);
+    let base = format!("{host}/build/base:v1");
+    t.import_busybox(&base);
+    u.run(["push", &base]).ok();
+
+    let t2 = ctx();
+    let u2 = User::new(&t2);
+    let dir = t2.work().join("ctx");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {base}\nRUN echo built > /b\n"),
+    )
+    .unwrap();
+    let r = u2
+        .run([
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "app",
+            dir.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(r.stderr.contains(&format!("pulling {base}")), "{r}");
+    assert_eq!(
+        u2.run(["run", "--rm", "app", "cat", "/b"]).ok().stdout,
+        "built\n"
+    );
+    let r = u2
+        .run(["build", "--pull", "-q", dir.to_str().unwrap()])
+        .ok();
+    assert!(r.stdout.starts_with("sha256:"), "{r}");
+    // A base that is nowhere fails with its name.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {host}/build/nosuch:v1\n"),
+    )
+    .unwrap();
+    let r = u2.run(["build", dir.to_str().unwrap()]).fails(1);
+    assert!(r.stderr.contains("build/nosuch:v1"), "{r}");
+}

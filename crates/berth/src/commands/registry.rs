@@ -343,6 +343,24 @@ pub fn pull(ctx: &Context, a: PullArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Pulls `name` (a base image of a build) without output; the image's ID.
+pub fn pull_quietly(ctx: &Context, name: &str) -> Result<(), CliError> {
+    let mut target = Reference::parse_normalized_name(name)?;
+    if target.tag().is_none() && target.digest().is_none() {
+        target = target.with_tag(berth_oci::DEFAULT_TAG)?;
+    }
+    let mut store = ctx.store()?;
+    let client = connect(target.domain(), true)?;
+    berth_registry::pull(
+        &client,
+        &mut store,
+        &target,
+        &PullOptions::default(),
+        &Silent,
+    )?;
+    Ok(())
+}
+
 /// Renders layer events as Docker does: on a terminal one line per layer,
 /// redrawn in place with a progress bar; otherwise one line per status
 /// change, without byte counts.

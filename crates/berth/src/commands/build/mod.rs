@@ -113,6 +113,28 @@ pub fn run(ctx: &Context, a: BuildArgs) -> Result<(), CliError> {
         strict,
         size_budget: report::DEFAULT_BUDGET,
     };
+    // Base images come from a registry when they are not here (as Docker
+    // pulls them), or always with --pull.
+    let bases = berth_build::base_images(&opts)
+        .map_err(|e| CliError::new(format!("failed to build: {e}")))?;
+    let missing: Vec<String> = {
+        let store = ctx.store()?;
+        bases
+            .into_iter()
+            .filter(|b| a.pull || store.resolve_image(b).is_err())
+            .collect()
+    };
+    for b in &missing {
+        if mode != Mode::Quiet {
+            eprintln_safe(&format!("pulling {b}"));
+        }
+        super::registry::pull_quietly(ctx, b).map_err(|e| {
+            CliError::new(format!(
+                "failed to build: base image {b:?} is not here and could not be pulled: {}",
+                e.message
+            ))
+        })?;
+    }
     let printer = Printer::new(mode);
     let result = berth_build::build(ctx.root(), &opts, &printer);
     printer.finish();
@@ -159,6 +181,10 @@ pub fn run(ctx: &Context, a: BuildArgs) -> Result<(), CliError> {
         let _ = writeln!(out, "{id}");
     }
     Ok(())
+}
+
+fn eprintln_safe(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 fn short(id: &str) -> &str {
