@@ -764,6 +764,12 @@ impl Shared<'_> {
         created_by: String,
         pos: &StepPos<'_>,
     ) -> Result<()> {
+        // A step that copies from another stage shows once that stage is done.
+        if let CopyKind::Copy(CopyInstruction { from: Some(f), .. }) = &kind {
+            if let SourceRef::Stage(i) = self.stage_source(f, pos) {
+                self.wait_for(i)?;
+            }
+        }
         let v = self.vertex(self.step_name(pos, &created_by));
         let started = Instant::now();
         let r = self.copy_step_inner(store, st, kind, created_by, v, started, pos);

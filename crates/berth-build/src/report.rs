@@ -14,6 +14,9 @@ use berth_store::Store;
 
 use crate::error::Result;
 
+/// Below this, hidden bytes are an edited config file, not a problem.
+const WASTE_WORTH_A_WARNING: u64 = 1_000_000;
+
 /// The course's rule of thumb for an image's size.
 pub const DEFAULT_BUDGET: u64 = 500 * 1000 * 1000;
 
@@ -68,7 +71,7 @@ impl ImageReport {
                 human(self.budget)
             ));
         }
-        if self.wasted > 0 {
+        if self.wasted >= WASTE_WORTH_A_WARNING {
             let top: Vec<String> = self
                 .wasted_top
                 .iter()

@@ -992,3 +992,57 @@ fn a_500_mb_file_is_copied_in_bounded_memory() {
     let img = json(&t.run(["image", "inspect", "big"]).ok().stdout)[0].clone();
     assert!(img["Size"].as_u64().unwrap() >= 500 * 1024 * 1024, "{img}");
 }
+
+#[test]
+fn from_scratch_and_progress_modes() {
+    let t = ctx();
+    let dir = context(
+        &t,
+        "scratch",
+        &[
+            ("hello.txt", "hi\n"),
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY hello.txt /\nCMD [\"/hello\"]\n",
+            ),
+        ],
+    );
+    let r = t
+        .run([
+            "build",
+            "--progress",
+            "tty",
+            "-t",
+            "scratch-img",
+            dir.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(r.stderr.contains("[+] Building"), "{r}");
+    assert!(r.stderr.contains("FINISHED"), "{r}");
+    assert!(r.stderr.contains(" => [2/2] COPY hello.txt /"), "{r}");
+    let r = t
+        .run(["build", "--progress", "tty", dir.to_str().unwrap()])
+        .ok();
+    assert!(
+        r.stderr.contains(" => CACHED [2/2] COPY hello.txt /"),
+        "{r}"
+    );
+    let img = json(&t.run(["image", "inspect", "scratch-img"]).ok().stdout)[0].clone();
+    assert_eq!(
+        img["RootFS"]["Layers"].as_array().unwrap().len(),
+        1,
+        "{img}"
+    );
+    let out = t.work().join("scratch-root");
+    build(
+        &t,
+        &dir,
+        &["--output", &format!("type=local,dest={}", out.display())],
+    )
+    .ok();
+    let names: Vec<String> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["hello.txt"]);
+}
