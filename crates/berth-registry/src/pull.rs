@@ -345,6 +345,75 @@ fn check_blob(what: &str, desc: &Descriptor, size: u64, digest: &Digest) -> Resu
     Ok(())
 }
 
+/// Resumes of one layer's body before the layer is fetched from the start.
+const RESUMES: u32 = 5;
+
+/// A layer's body that survives dropped connections: it asks again for the
+/// bytes not read yet (`Range: bytes=N-`) and goes on feeding the digest
+/// check, decompression and unpacking where they were. A registry that does
+/// not answer 206 from that exact offset ends it, and the layer is fetched
+/// again from the start, as before.
+struct ResumingBody<'a> {
+    client: &'a Client,
+    url: String,
+    scope: &'a Scope,
+    body: Box<dyn Read + 'a>,
+    offset: u64,
+    total: u64,
+    resumes: u32,
+}
+
+impl ResumingBody<'_> {
+    fn reopen(&self) -> std::io::Result<Box<dyn Read + 'static>> {
+        let req = Request::new(Method::GET, self.url.clone(), self.scope)
+            .header("Range", format!("bytes={}-", self.offset));
+        let resp = self
+            .client
+            .send(req)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let start = client::header(&resp, "content-range").and_then(|v| {
+            v.strip_prefix("bytes ")
+                .and_then(|r| r.split('-').next())
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        });
+        if resp.status() != StatusCode::PARTIAL_CONTENT || start != Some(self.offset) {
+            return Err(std::io::Error::other(
+                "the registry cannot resume the download (no range support)",
+            ));
+        }
+        let rest = self.total - self.offset;
+        Ok(Box::new(resp.into_body().into_reader().take(rest + 1)))
+    }
+}
+
+impl Read for ResumingBody<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let err = match self.body.read(buf) {
+                Ok(0) if self.offset < self.total && !buf.is_empty() => std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the connection closed before the whole layer came",
+                ),
+                Ok(n) => {
+                    self.offset += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => e,
+            };
+            if self.resumes >= RESUMES || self.offset >= self.total {
+                return Err(err);
+            }
+            self.resumes += 1;
+            std::thread::sleep(Duration::from_millis(100 * u64::from(self.resumes)));
+            match self.reopen() {
+                Ok(b) => self.body = b,
+                Err(_) => return Err(err),
+            }
+        }
+    }
+}
+
 /// One layer into `dir`, from a blob kept by an earlier pull or push if there
 /// is one, else from the registry, with retries when the connection drops.
 #[allow(clippy::too_many_arguments)]
@@ -425,7 +494,15 @@ fn download_layer(
     let on_progress = |current: u64| {
         progress.layer(id, LayerEvent::Downloading { current, total });
     };
-    let body = resp.into_body().into_reader().take(total + 1);
+    let body = ResumingBody {
+        client,
+        url: url.clone(),
+        scope,
+        body: Box::new(resp.into_body().into_reader().take(total + 1)),
+        offset: 0,
+        total,
+        resumes: 0,
+    };
     let mut tracked = Tracked::new(body, cancel, &on_progress);
     let result = stage_layer(
         Tee {

@@ -1046,3 +1046,44 @@ fn from_scratch_and_progress_modes() {
         .collect();
     assert_eq!(names, ["hello.txt"]);
 }
+
+#[test]
+fn proxy_build_args_reach_run_but_not_the_image() {
+    let t = ctx();
+    let dir = context(
+        &t,
+        "proxy",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo \"proxy=$HTTP_PROXY\" > /seen\n",
+        )],
+    );
+    build(
+        &t,
+        &dir,
+        &[
+            "--build-arg",
+            "HTTP_PROXY=http://127.0.0.1:3128",
+            "-t",
+            "proxy",
+        ],
+    )
+    .ok();
+    assert_eq!(
+        run_in(&t, "proxy", "cat /seen"),
+        "proxy=http://127.0.0.1:3128\n"
+    );
+    let img = t.run(["image", "inspect", "proxy"]).ok().stdout;
+    assert!(!img.contains("3128"), "{img}");
+    let hist = t.run(["history", "--no-trunc", "proxy"]).ok().stdout;
+    assert!(!hist.contains("3128"), "{hist}");
+    // A proxy change does not invalidate the cache.
+    let r = build(
+        &t,
+        &dir,
+        &["--build-arg", "HTTP_PROXY=http://127.0.0.1:8080"],
+    )
+    .ok();
+    let (hit, miss) = cached_steps(&r);
+    assert!(miss.is_empty() && hit.len() == 1, "{r}");
+}

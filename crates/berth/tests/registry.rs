@@ -1182,6 +1182,8 @@ struct FlakyProxy {
     faults: Arc<Faults>,
     /// Requests that were broken, as "METHOD path".
     broken: Arc<Mutex<Vec<String>>>,
+    /// Requests with a Range header, as "path range".
+    ranged: Arc<Mutex<Vec<String>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -1192,17 +1194,19 @@ impl FlakyProxy {
         let stop = Arc::new(AtomicBool::new(false));
         let faults = Arc::new(Mutex::new(Vec::new()));
         let broken = Arc::new(Mutex::new(Vec::new()));
+        let ranged = Arc::new(Mutex::new(Vec::new()));
         let thread = {
-            let (stop, faults, broken) = (stop.clone(), faults.clone(), broken.clone());
+            let (stop, faults, broken, ranged) =
+                (stop.clone(), faults.clone(), broken.clone(), ranged.clone());
             std::thread::spawn(move || {
                 for client in listener.incoming() {
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
                     let Ok(client) = client else { continue };
-                    let (faults, broken) = (faults.clone(), broken.clone());
+                    let (faults, broken, ranged) = (faults.clone(), broken.clone(), ranged.clone());
                     std::thread::spawn(move || {
-                        let _ = proxy_one(client, upstream, &faults, &broken);
+                        let _ = proxy_one(client, upstream, &faults, &broken, &ranged);
                     });
                 }
             })
@@ -1212,6 +1216,7 @@ impl FlakyProxy {
             stop,
             faults,
             broken,
+            ranged,
             thread: Some(thread),
         }
     }
@@ -1225,6 +1230,10 @@ impl FlakyProxy {
 
     fn broken(&self) -> Vec<String> {
         self.broken.lock().unwrap().clone()
+    }
+
+    fn ranged(&self) -> Vec<String> {
+        self.ranged.lock().unwrap().clone()
     }
 }
 
@@ -1246,6 +1255,7 @@ fn proxy_one(
     upstream: u16,
     faults: &Faults,
     broken: &Mutex<Vec<String>>,
+    ranged: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut head = Vec::new();
@@ -1276,6 +1286,13 @@ fn proxy_one(
     reader.read_exact(&mut body)?;
     let mut parts = request_line.split(' ');
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if let Some(range) = String::from_utf8_lossy(&head).lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("range:")
+            .map(|v| v.trim().to_string())
+    }) {
+        ranged.lock().unwrap().push(format!("{path} {range}"));
+    }
     let fault = {
         let mut f = faults.lock().unwrap();
         f.iter_mut()
@@ -1353,12 +1370,22 @@ fn retries_through_5xx_and_dropped_connections() {
     let u2 = User::new(&t2);
     let r = u2.run(["pull", &app]).ok();
     assert!(r.stdout.contains(&format!("Digest: {digest}")), "{r}");
+    assert_eq!(proxy.broken().len(), 7, "{:?}", proxy.broken());
+    // The layer cut short resumed where it stopped instead of starting over.
+    let ranged = proxy.ranged();
+    assert_eq!(ranged.len(), 1, "{ranged:?}");
+    assert!(ranged[0].contains(layer), "{ranged:?}");
+    let from: u64 = ranged[0]
+        .rsplit("bytes=")
+        .next()
+        .and_then(|r| r.trim_end_matches('-').parse().ok())
+        .unwrap();
+    assert!(from > 0 && from <= 100_000, "{ranged:?}");
     assert!(
-        r.stdout
+        !r.stdout
             .contains(&format!("{}: Retrying in 1 second\n", short(layer))),
         "{r}"
     );
-    assert_eq!(proxy.broken().len(), 7, "{:?}", proxy.broken());
     u2.run(["run", "--rm", &app, "true"]).ok();
 }
 
