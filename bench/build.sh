@@ -15,7 +15,6 @@ cd "$(dirname "$0")/.."
 ensure_packages busybox-static hyperfine python3
 cargo build --quiet --release -p berth
 berth="$PWD/target/release/berth"
-runs=${RUNS:-5}
 work=$(mktemp -d /tmp/berth-bench-build.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
@@ -41,21 +40,6 @@ echo "context: $(du -sh "$ctx" | cut -f1), $(find "$ctx" -type f | wc -l) files"
 
 change_one="python3 -c \"import os; open('$ctx/dir00/file00.bin','ab').write(os.urandom(8))\""
 
-if command -v hyperfine >/dev/null 2>&1; then
-    bench() { # name prepare command
-        hyperfine --runs "$runs" --style basic --prepare "$2" -n "$1" "$3"
-    }
-else
-    bench() {
-        local i
-        echo "Benchmark: $1 ($runs runs)"
-        for i in $(seq 1 "$runs"); do
-            bash -c "$2" >/dev/null 2>&1
-            TIMEFORMAT="  %R s"
-            time bash -c "$3" >/dev/null 2>&1
-        done
-    }
-fi
 
 root="$work/berth-root"
 fresh_root="rm -rf $root && cp -a $work/pristine $root"

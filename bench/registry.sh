@@ -19,7 +19,6 @@ cd "$(dirname "$0")/.."
 ensure_packages busybox-static skopeo docker-registry hyperfine curl
 cargo build --quiet --release -p berth
 berth="$PWD/target/release/berth"
-runs=${RUNS:-5}
 work=$(mktemp -d /tmp/berth-bench-registry.XXXXXX)
 port=$((20000 + RANDOM % 20000))
 host="127.0.0.1:$port"
@@ -64,21 +63,6 @@ reset_registry="rm -rf $work/registry/docker"
 fresh_push_root="rm -rf $work/push-root && cp -a $work/pristine $work/push-root"
 fresh_pull_root="rm -rf $work/pull-root $work/skopeo-dir"
 
-if command -v hyperfine >/dev/null 2>&1; then
-    bench() { # name prepare command
-        hyperfine --runs "$runs" --style basic --prepare "$2" -n "$1" "$3"
-    }
-else
-    bench() { # name prepare command
-        local i
-        echo "Benchmark: $1 ($runs runs)"
-        for i in $(seq 1 "$runs"); do
-            bash -c "$2" >/dev/null 2>&1
-            TIMEFORMAT="  %R s"
-            time bash -c "$3" >/dev/null 2>&1
-        done
-    }
-fi
 
 echo "== push, cold (empty registry)"
 bench "berth push" "$reset_registry; $fresh_push_root" \

@@ -59,3 +59,20 @@ start_private_dockerd() {
     echo "dockerd did not start (see $dir/dockerd.log); Docker interop tests will skip" >&2
     tail -5 "$dir/dockerd.log" >&2 || true
 }
+
+# bench NAME PREPARE COMMAND: time COMMAND $RUNS times (5 by default), PREPARE
+# before each run; with hyperfine when installed, else with bash's time.
+bench() {
+    local runs=${RUNS:-5}
+    if command -v hyperfine >/dev/null 2>&1; then
+        hyperfine --runs "$runs" --style basic --prepare "$2" -n "$1" "$3"
+        return
+    fi
+    local i
+    echo "Benchmark: $1 ($runs runs)"
+    for i in $(seq 1 "$runs"); do
+        bash -c "$2" >/dev/null 2>&1
+        TIMEFORMAT="  %R s"
+        time bash -c "$3" >/dev/null 2>&1
+    done
+}

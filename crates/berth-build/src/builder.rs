@@ -11,7 +11,7 @@ use berth_dockerfile::instructions::{
     word_expander, AddInstruction, CmdForm, CommandLine, CopyInstruction, Dockerfile, Instruction,
 };
 use berth_dockerfile::shell::{EnvGetter, Envs, Lex};
-use berth_dockerfile::stages::{BaseRef, GraphOptions, SourceRef, StageGraph};
+use berth_dockerfile::stages::{BaseRef, BuildPlan, GraphOptions, SourceRef, StageGraph};
 use berth_oci::{Digest, ImageConfig, Reference};
 use berth_store::{CacheRecord, NewImage, Store};
 
@@ -73,10 +73,9 @@ pub struct Outcome {
     pub lint: Option<berth_lint::Report>,
 }
 
-/// The images the stages to build start from or copy from (not `scratch`,
-/// not stages): what must be local before [`build`].
-pub fn base_images(opts: &BuildOptions) -> Result<Vec<String>> {
-    let file = opts.dockerfile_name.clone();
+/// The Dockerfile, its stages, and the ones the target needs.
+fn parse_and_plan(opts: &BuildOptions) -> Result<(Dockerfile, StageGraph, BuildPlan)> {
+    let file = &opts.dockerfile_name;
     let df = berth_dockerfile::parse_dockerfile(&opts.dockerfile).map_err(|source| {
         Error::Dockerfile {
             file: file.clone(),
@@ -96,7 +95,17 @@ pub fn base_images(opts: &BuildOptions) -> Result<Vec<String>> {
     })?;
     let plan = graph
         .plan(opts.target.as_deref())
-        .map_err(|source| Error::Stages { file, source })?;
+        .map_err(|source| Error::Stages {
+            file: file.clone(),
+            source,
+        })?;
+    Ok((df, graph, plan))
+}
+
+/// The images the stages to build start from or copy from (not `scratch`,
+/// not stages): what must be local before [`build`].
+pub fn base_images(opts: &BuildOptions) -> Result<Vec<String>> {
+    let (_, graph, plan) = parse_and_plan(opts)?;
     let mut out: Vec<String> = Vec::new();
     for &i in &plan.stages {
         let node = &graph.stages[i];
@@ -121,30 +130,8 @@ pub fn base_images(opts: &BuildOptions) -> Result<Vec<String>> {
 /// Builds the image `opts` describes in the store at `root`.
 pub fn build(root: &Path, opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Outcome> {
     let file = opts.dockerfile_name.clone();
-    let df = berth_dockerfile::parse_dockerfile(&opts.dockerfile).map_err(|source| {
-        Error::Dockerfile {
-            file: file.clone(),
-            source,
-        }
-    })?;
+    let (df, graph, plan) = parse_and_plan(opts)?;
     let platform_args = platform_args();
-    let graph = StageGraph::new(
-        &df,
-        &GraphOptions {
-            build_args: opts.build_args.clone(),
-            default_args: Envs::from_slice(&platform_args),
-        },
-    )
-    .map_err(|source| Error::Stages {
-        file: file.clone(),
-        source,
-    })?;
-    let plan = graph
-        .plan(opts.target.as_deref())
-        .map_err(|source| Error::Stages {
-            file: file.clone(),
-            source,
-        })?;
 
     let filter =
         Filter::excluding(opts.ignore_patterns.iter().map(String::as_str)).map_err(|e| {
@@ -652,6 +639,29 @@ impl Shared<'_> {
         }
     }
 
+    /// Runs one step as a vertex: started, then failed with the reason
+    /// unless it succeeds (success is reported where the step ends).
+    pub fn step<T>(
+        &self,
+        pos: &StepPos<'_>,
+        text: &str,
+        f: impl FnOnce(VertexId, Instant) -> Result<T>,
+    ) -> Result<T> {
+        let v = self.vertex(self.step_name(pos, text));
+        let started = Instant::now();
+        let r = f(v, started);
+        if let Err(e) = &r {
+            if !matches!(e, Error::Canceled) {
+                self.reporter.event(Event::Failed {
+                    id: v,
+                    message: e.to_string(),
+                    elapsed: started.elapsed(),
+                });
+            }
+        }
+        r
+    }
+
     fn step_name(&self, pos: &StepPos<'_>, text: &str) -> String {
         let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
         format!("[{}{}/{}] {}", pos.stage, pos.n, pos.total, one_line)
@@ -726,8 +736,21 @@ impl Shared<'_> {
         created_by: String,
         pos: &StepPos<'_>,
     ) -> Result<()> {
-        let v = self.vertex(self.step_name(pos, &created_by));
-        let started = Instant::now();
+        let text = created_by.clone();
+        self.step(pos, &text, |v, started| {
+            self.workdir_inner(store, st, path, created_by, v, started)
+        })
+    }
+
+    fn workdir_inner(
+        &self,
+        store: &mut Store,
+        st: &mut StageState,
+        path: &Path,
+        created_by: String,
+        v: VertexId,
+        started: Instant,
+    ) -> Result<()> {
         let user = st.user();
         let mut key = KeyBuilder::new("workdir", st.top());
         key.field(&path.display().to_string()).field(&user);
@@ -770,19 +793,10 @@ impl Shared<'_> {
                 self.wait_for(i)?;
             }
         }
-        let v = self.vertex(self.step_name(pos, &created_by));
-        let started = Instant::now();
-        let r = self.copy_step_inner(store, st, kind, created_by, v, started, pos);
-        if let Err(e) = &r {
-            if !matches!(e, Error::Canceled) {
-                self.reporter.event(Event::Failed {
-                    id: v,
-                    message: e.to_string(),
-                    elapsed: started.elapsed(),
-                });
-            }
-        }
-        r
+        let text = created_by.clone();
+        self.step(pos, &text, |v, started| {
+            self.copy_step_inner(store, st, kind, created_by, v, started, pos)
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1074,7 +1088,7 @@ impl Shared<'_> {
                 let name = PathBuf::from(host.file_name().unwrap_or_default());
                 let ctx = BuildContext::new(parent, Filter::default())
                     .map_err(|e| Error::Invalid(e.to_string()))?;
-                let entry = entry_of(&name, &meta);
+                let entry = copy::entry_of(&name, &meta);
                 let target = if parents {
                     dest.join(&rel)
                 } else if dest_is_dir {
@@ -1149,39 +1163,6 @@ fn glob_in_root(root: &Path, logical: &Path) -> Result<Vec<PathBuf>> {
         found = next;
     }
     Ok(found)
-}
-
-fn entry_of(name: &Path, meta: &std::fs::Metadata) -> Entry {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let ft = meta.file_type();
-    let kind = if ft.is_dir() {
-        FileKind::Dir
-    } else if ft.is_symlink() {
-        FileKind::Symlink
-    } else if ft.is_fifo() {
-        FileKind::Fifo
-    } else if ft.is_char_device() {
-        FileKind::CharDevice
-    } else if ft.is_block_device() {
-        FileKind::BlockDevice
-    } else if ft.is_socket() {
-        FileKind::Socket
-    } else {
-        FileKind::File
-    };
-    let rdev = meta.rdev();
-    Entry {
-        path: name.to_path_buf(),
-        kind,
-        mode: meta.mode() & 0o7777,
-        uid: meta.uid(),
-        gid: meta.gid(),
-        size: meta.len(),
-        link_target: None,
-        hardlink_of: None,
-        device: matches!(kind, FileKind::CharDevice | FileKind::BlockDevice)
-            .then(|| (libc::major(rdev), libc::minor(rdev))),
-    }
 }
 
 fn makes_vertex(i: &Instruction) -> bool {

@@ -450,3 +450,38 @@ pub fn open_archive(path: &Path, kind: &ArchiveKind) -> Result<Box<dyn Read>> {
 pub fn has_wildcards(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
+
+/// A context-walk entry for a file outside the context (another stage's,
+/// a layer's).
+pub fn entry_of(name: &Path, meta: &std::fs::Metadata) -> Entry {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let ft = meta.file_type();
+    let kind = if ft.is_dir() {
+        FileKind::Dir
+    } else if ft.is_symlink() {
+        FileKind::Symlink
+    } else if ft.is_fifo() {
+        FileKind::Fifo
+    } else if ft.is_char_device() {
+        FileKind::CharDevice
+    } else if ft.is_block_device() {
+        FileKind::BlockDevice
+    } else if ft.is_socket() {
+        FileKind::Socket
+    } else {
+        FileKind::File
+    };
+    let rdev = meta.rdev();
+    Entry {
+        path: name.to_path_buf(),
+        kind,
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        size: meta.len(),
+        link_target: None,
+        hardlink_of: None,
+        device: matches!(kind, FileKind::CharDevice | FileKind::BlockDevice)
+            .then(|| (libc::major(rdev), libc::minor(rdev))),
+    }
+}

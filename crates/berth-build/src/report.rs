@@ -8,7 +8,7 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use berth_context::{Concern, Entry, FileKind};
+use berth_context::Concern;
 use berth_oci::{Digest, ImageConfig};
 use berth_store::Store;
 
@@ -153,23 +153,7 @@ pub fn inspect(
                     *wasted.entry(rel.to_path_buf()).or_default() += s;
                 }
             }
-            entries.push(Entry {
-                path: rel.to_path_buf(),
-                kind: if ft.is_dir() {
-                    FileKind::Dir
-                } else if ft.is_symlink() {
-                    FileKind::Symlink
-                } else {
-                    FileKind::File
-                },
-                mode: meta.mode() & 0o7777,
-                uid: meta.uid(),
-                gid: meta.gid(),
-                size: meta.len(),
-                link_target: None,
-                hardlink_of: None,
-                device: None,
-            });
+            entries.push(crate::copy::entry_of(rel, meta));
         })?;
         for f in berth_context::audit(&entries, None) {
             if f.rule.concern == Concern::Secret && f.files > 0 {

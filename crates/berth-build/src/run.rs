@@ -65,23 +65,10 @@ pub fn run_step(
     code: String,
     pos: &StepPos<'_>,
 ) -> Result<()> {
-    let name = {
-        let one: String = code.split_whitespace().collect::<Vec<_>>().join(" ");
-        format!("[{}{}/{}] {}", pos.stage, pos.n, pos.total, one)
-    };
-    let v = sh.vertex(name);
-    let started = Instant::now();
-    let r = run_inner(sh, store, st, run, code, pos, v, started);
-    if let Err(e) = &r {
-        if !matches!(e, Error::Canceled) {
-            sh.reporter.event(Event::Failed {
-                id: v,
-                message: e.to_string(),
-                elapsed: started.elapsed(),
-            });
-        }
-    }
-    r
+    let text = code.clone();
+    sh.step(pos, &text, |v, started| {
+        run_inner(sh, store, st, run, code, pos, v, started)
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -5,9 +5,7 @@
 //! a GC root while the record lives, which is why a step's layer and its
 //! record are written in one transaction ([`Store::commit_build_step`]).
 
-use std::fs;
-
-use berth_fs::{fsync_dir, ResultExt};
+use berth_fs::fsync_dir;
 use berth_image::StagedLayer;
 use berth_oci::Digest;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
@@ -105,16 +103,7 @@ impl Store {
         let _lock = self.lock()?;
         if let (Some(layer), Some(cid)) = (layer, &chain) {
             if !self.has_layer(cid)? {
-                let dest = self.layout.layer(cid);
-                if dest.exists() {
-                    fs::remove_dir_all(&dest).at("cannot remove stale layer", &dest)?;
-                }
-                fs::create_dir(&dest).at("cannot create", &dest)?;
-                fs::rename(&layer.dir, dest.join("diff")).at("cannot move layer into", &dest)?;
-                let blob = self.layout.blob(&layer.diff_id);
-                if !blob.exists() {
-                    fs::rename(&layer.tar, &blob).at("cannot move layer tar to", &blob)?;
-                }
+                self.place_layer(cid, layer)?;
                 fsync_dir(&self.layout.layers_dir())?;
                 fsync_dir(&self.layout.blobs_dir())?;
             }
@@ -123,17 +112,7 @@ impl Store {
             .db
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         if let (Some(layer), Some(cid)) = (layer, &chain) {
-            tx.execute(
-                "INSERT OR IGNORE INTO layers (chain_id, diff_id, parent, size, tar_size)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    cid.as_str(),
-                    layer.diff_id.as_str(),
-                    parent.map(|p| p.to_string()),
-                    layer.stats.size as i64,
-                    layer.tar_size as i64
-                ],
-            )?;
+            crate::images::insert_layer(&tx, cid, layer, parent)?;
         }
         tx.execute(
             "INSERT OR REPLACE INTO build_cache

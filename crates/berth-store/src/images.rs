@@ -62,7 +62,45 @@ pub enum RemoveEvent {
     Deleted(Digest),
 }
 
+/// Records a placed layer (within the caller's transaction).
+pub(crate) fn insert_layer(
+    tx: &rusqlite::Transaction<'_>,
+    cid: &Digest,
+    layer: &StagedLayer,
+    parent: Option<&Digest>,
+) -> Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO layers (chain_id, diff_id, parent, size, tar_size)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            cid.as_str(),
+            layer.diff_id.as_str(),
+            parent.map(|p| p.to_string()),
+            layer.stats.size as i64,
+            layer.tar_size as i64
+        ],
+    )?;
+    Ok(())
+}
+
 impl Store {
+    /// Moves a staged layer's tree and tar into place as `cid` (the caller
+    /// holds the lock and records it in a transaction after).
+    pub(crate) fn place_layer(&self, cid: &Digest, layer: &StagedLayer) -> Result<()> {
+        let dest = self.layout.layer(cid);
+        if dest.exists() {
+            // A leftover of a crash between rename and commit.
+            fs::remove_dir_all(&dest).at("cannot remove stale layer", &dest)?;
+        }
+        fs::create_dir(&dest).at("cannot create", &dest)?;
+        fs::rename(&layer.dir, dest.join("diff")).at("cannot move layer into", &dest)?;
+        let blob = self.layout.blob(&layer.diff_id);
+        if !blob.exists() {
+            fs::rename(&layer.tar, &blob).at("cannot move layer tar to", &blob)?;
+        }
+        Ok(())
+    }
+
     /// Registers an image whose layers are staged; atomic as a whole.
     pub fn commit_image(&mut self, img: NewImage) -> Result<CommitOutcome> {
         let config =
@@ -121,18 +159,8 @@ impl Store {
                         "layer {cid} was removed while this image was being added; try again"
                     )));
                 };
-                let dest = self.layout.layer(cid);
-                if dest.exists() {
-                    // A leftover of a crash between rename and commit.
-                    fs::remove_dir_all(&dest).at("cannot remove stale layer", &dest)?;
-                }
-                fs::create_dir(&dest).at("cannot create", &dest)?;
-                fs::rename(&layer.dir, dest.join("diff")).at("cannot move layer into", &dest)?;
+                self.place_layer(cid, layer)?;
                 placed.push(cid.clone());
-                let blob = self.layout.blob(&layer.diff_id);
-                if !blob.exists() {
-                    fs::rename(&layer.tar, &blob).at("cannot move layer tar to", &blob)?;
-                }
             }
             for (digest, bytes) in [(&id, &img.config[..]), (&manifest_digest, &manifest[..])] {
                 let p = self.layout.blob(digest);
@@ -148,17 +176,8 @@ impl Store {
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             for (i, (layer, cid)) in img.layers.iter().zip(&chain).enumerate() {
                 let Some(layer) = layer else { continue };
-                tx.execute(
-                    "INSERT OR IGNORE INTO layers (chain_id, diff_id, parent, size, tar_size)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
-                        cid.as_str(),
-                        layer.diff_id.as_str(),
-                        i.checked_sub(1).map(|p| chain[p].to_string()),
-                        layer.stats.size as i64,
-                        layer.tar_size as i64
-                    ],
-                )?;
+                let parent = i.checked_sub(1).map(|p| &chain[p]);
+                insert_layer(&tx, cid, layer, parent)?;
             }
             let inserted = tx.execute(
                 "INSERT OR IGNORE INTO images

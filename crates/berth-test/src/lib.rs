@@ -371,6 +371,18 @@ pub fn require_tool(tool: &str) -> bool {
     found
 }
 
+/// Whether a container engine's CLI (`docker`, `podman`) reaches a working
+/// engine: `TOOL info` succeeds.
+pub fn engine_works(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Polls `cond` until it holds, for up to 20 s: a bound on a hang, never a
 /// speed assertion.
 #[track_caller]

@@ -245,12 +245,18 @@ fn run_output_streams_and_a_failed_step_leaves_no_image() {
     );
     let r = build(&t, &dir, &[]).fails(1);
     assert!(r.stderr.contains("executable file not found"), "{r}");
-    // An unknown base image.
-    let dir = context(&t, "nobase", &[("Dockerfile", "FROM nosuch/image:1\n")]);
+    // An unknown base image, on a loopback registry that is not there: it
+    // is pulled (as Docker does), and that fails with its name.
+    let dir = context(
+        &t,
+        "nobase",
+        &[("Dockerfile", "FROM 127.0.0.1:9/nosuch/image:1\n")],
+    );
     let r = build(&t, &dir, &[]).fails(1);
     assert!(
-        r.stderr
-            .contains("\"nosuch/image:1\" is not in the local store"),
+        r.stderr.contains(
+            "base image \"127.0.0.1:9/nosuch/image:1\" is not here and could not be pulled"
+        ),
         "{r}"
     );
     // A Dockerfile error names the file and line.

@@ -25,16 +25,6 @@ struct Node {
     content: String,
 }
 
-fn engine_works() -> bool {
-    Command::new("docker")
-        .arg("info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Paths the engines add to every container, not part of the image.
 fn engine_path(p: &str) -> bool {
     let top = p.split('/').next().unwrap_or("");
@@ -288,7 +278,7 @@ fn gzip_tar(entries: &[(&str, u32, u64, &[u8])]) -> Vec<u8> {
 
 #[test]
 fn berth_builds_what_docker_builds() {
-    if !engine_works() {
+    if !berth_test::engine_works("docker") {
         eprintln!("skipping: no working docker engine (`docker info` failed)");
         return;
     }

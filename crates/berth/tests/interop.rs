@@ -373,20 +373,11 @@ fn berth_loads_archives_written_by_skopeo() {
 }
 
 /// Whether `tool` is on PATH and `tool info` succeeds (a reachable engine).
-fn engine_works(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 #[test]
 fn docker_and_podman_load_our_archive() {
-    let docker = engine_works("docker");
-    let podman = engine_works("podman");
+    let docker = berth_test::engine_works("docker");
+    let podman = berth_test::engine_works("podman");
     if !docker && !podman {
         eprintln!("skipping: neither docker nor podman has a working engine here");
         return;
