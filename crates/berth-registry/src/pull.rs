@@ -11,7 +11,6 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use berth_fs::AtomicFile;
 use berth_image::{stage_layer, StagedLayer};
 use berth_oci::{chain_id, media_types, Digest, ImageConfig, Reference};
 use berth_store::{LayerBlob, Layout, NewImage, Store};
@@ -371,12 +370,7 @@ impl ResumingBody<'_> {
             .client
             .send(req)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let start = client::header(&resp, "content-range").and_then(|v| {
-            v.strip_prefix("bytes ")
-                .and_then(|r| r.split('-').next())
-                .and_then(|n| n.trim().parse::<u64>().ok())
-        });
-        if resp.status() != StatusCode::PARTIAL_CONTENT || start != Some(self.offset) {
+        if !resumes_at(&resp, self.offset) {
             return Err(std::io::Error::other(
                 "the registry cannot resume the download (no range support)",
             ));
@@ -475,87 +469,198 @@ fn download_layer(
     let id = desc.digest.short();
     let what = format!("layer {}", desc.digest);
     let url = client.url(&format!("{repo}/blobs/{}", desc.digest));
-    let resp = client.send(Request::new(Method::GET, url.clone(), scope))?;
-    if !resp.status().is_success() {
-        return Err(client.unexpected("GET", &url, resp));
-    }
     // Keep the compressed blob for later pushes and for a pull that is run
     // again after an interruption; an uncompressed layer is kept anyway.
     let keep = desc.media_type != media_types::OCI_LAYER;
-    let mut kept = if keep {
-        Some(BufWriter::with_capacity(
-            1 << 20,
-            AtomicFile::new_in(&layout.blobs_dir())?,
-        ))
+    let total = desc.size;
+    // What an interrupted pull (this process's earlier try, or a killed
+    // one) left of this blob: only the rest is asked for.
+    let partial = if keep {
+        Some(Partial::claim(layout, &desc.digest, total)?)
     } else {
         None
     };
-    let total = desc.size;
+    let mut have = partial.as_ref().map_or(0, |p| p.len);
+    let (partial_path, mut writer) = match partial {
+        Some(p) => (Some(p.path), Some(p.writer)),
+        None => (None, None),
+    };
+    let keeping = |e: std::io::Error| Error::Transfer {
+        what: format!("keeping {what}"),
+        source: e,
+    };
+    let mut req = Request::new(Method::GET, url.clone(), scope);
+    if have > 0 {
+        req = req.header("Range", format!("bytes={have}-"));
+    }
+    let resp = client.send(req)?;
+    if have > 0 && !resumes_at(&resp, have) {
+        // The registry sends the whole blob: start over.
+        if let Some(w) = writer.as_mut() {
+            w.flush()
+                .and_then(|()| w.get_ref().set_len(0))
+                .map_err(keeping)?;
+        }
+        have = 0;
+    }
+    if !resp.status().is_success() {
+        return Err(client.unexpected("GET", &url, resp));
+    }
     let on_progress = |current: u64| {
         progress.layer(id, LayerEvent::Downloading { current, total });
     };
-    let body = ResumingBody {
+    let network = ResumingBody {
         client,
         url: url.clone(),
         scope,
-        body: Box::new(resp.into_body().into_reader().take(total + 1)),
-        offset: 0,
+        body: Box::new(resp.into_body().into_reader().take(total - have + 1)),
+        offset: have,
         total,
         resumes: 0,
     };
-    let mut tracked = Tracked::new(body, cancel, &on_progress);
-    let result = stage_layer(
-        Tee {
-            inner: &mut tracked,
-            out: kept.as_mut(),
-        },
-        dir,
-        &what,
-    );
+    let prefix: Box<dyn Read> = match &partial_path {
+        Some(p) if have > 0 => Box::new(File::open(p).map_err(keeping)?.take(have)),
+        _ => Box::new(std::io::empty()),
+    };
+    let source = prefix.chain(Tee {
+        inner: network,
+        out: writer.as_mut(),
+    });
+    let mut tracked = Tracked::new(source, cancel, &on_progress);
+    let result = stage_layer(&mut tracked, dir, &what);
     let staged = match result {
-        Ok(s) => s,
+        // What came is kept for the next try (the writer flushes on drop).
         Err(e) if tracked.source_failed => {
             return Err(Error::Transfer {
                 what,
                 source: std::io::Error::other(e.to_string()),
-            })
+            });
         }
         Err(e) => {
             // Unreadable content: if it is not what the manifest names, say
             // so (the registry sent something else) rather than blame tar.
-            // The kept copy has what was read; the rest is read into it too.
-            if let Some(mut w) = kept {
-                let copied = std::io::copy(&mut tracked, &mut w).and_then(|_| w.flush());
-                if tracked.source_failed {
-                    return Err(Error::Transfer {
-                        what,
-                        source: std::io::Error::other(e.to_string()),
-                    });
-                }
-                if copied.is_ok() {
-                    if let Ok(f) = w.into_inner() {
-                        if let Ok((hex, _)) = berth_fs::sha256_hex_of_file(f.path()) {
-                            let actual = Digest::from_sha256_hex(&hex).expect("sha256 hex");
-                            check_blob(&what, desc, tracked.count, &actual)?;
-                        }
+            // The rest is read into the kept copy too, and that is checked.
+            let drained = std::io::copy(&mut tracked, &mut std::io::sink());
+            let (failed, count) = (tracked.source_failed, tracked.count);
+            drop(tracked);
+            if failed {
+                return Err(Error::Transfer {
+                    what,
+                    source: std::io::Error::other(e.to_string()),
+                });
+            }
+            if let (Some(path), Some(w)) = (&partial_path, writer) {
+                if drained.is_ok() && finish(w).is_ok() {
+                    let sum = berth_fs::sha256_hex_of_file(path);
+                    let _ = std::fs::remove_file(path);
+                    if let Ok((hex, _)) = sum {
+                        let actual = Digest::from_sha256_hex(&hex).expect("sha256 hex");
+                        check_blob(&what, desc, count, &actual)?;
                     }
                 }
             }
             return Err(e.into());
         }
+        Ok(s) => s,
     };
-    check_blob(&what, desc, tracked.count, &staged.input_digest)?;
-    if let Some(w) = kept {
-        let mut f = w.into_inner().map_err(|e| Error::Transfer {
-            what: format!("keeping {what}"),
-            source: e.into_error(),
-        })?;
-        f.flush().map_err(|e| Error::Transfer {
-            what: format!("keeping {what}"),
-            source: e,
-        })?;
-        f.commit(&layout.blob(&desc.digest))?;
+    let count = tracked.count;
+    drop(tracked);
+    if let Err(e) = check_blob(&what, desc, count, &staged.input_digest) {
+        if let Some(path) = &partial_path {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(e);
+    }
+    if let (Some(path), Some(w)) = (&partial_path, writer) {
+        finish(w).map_err(keeping)?;
+        std::fs::rename(path, layout.blob(&desc.digest)).map_err(keeping)?;
+        berth_fs::fsync_dir(&layout.blobs_dir())?;
     }
     progress.layer(id, LayerEvent::DownloadComplete);
     Ok(staged)
+}
+
+/// Flushes and syncs a kept blob.
+fn finish(mut w: BufWriter<File>) -> std::io::Result<()> {
+    w.flush()?;
+    w.get_ref().sync_all()
+}
+
+/// A 206 answer that starts at `offset`.
+fn resumes_at(resp: &ureq::http::Response<ureq::Body>, offset: u64) -> bool {
+    let start = client::header(resp, "content-range").and_then(|v| {
+        v.strip_prefix("bytes ")
+            .and_then(|r| r.split('-').next())
+            .and_then(|n| n.trim().parse::<u64>().ok())
+    });
+    resp.status() == StatusCode::PARTIAL_CONTENT && start == Some(offset)
+}
+
+/// How much of a download may be lost with a killed pull: the partial file
+/// is written in pieces this large.
+const PARTIAL_BUFFER: usize = 256 * 1024;
+
+/// The compressed blob being downloaded, under a temporary name of this
+/// process (`.tmp-PID-partial-HEX` in blobs/): garbage collection leaves it
+/// while this process lives, and a later pull takes over what a killed one
+/// left. Only whole writes reach it, so it always holds a prefix of the blob;
+/// the digest check at the end covers every byte.
+struct Partial {
+    path: std::path::PathBuf,
+    writer: BufWriter<File>,
+    /// Bytes already there when it was claimed.
+    len: u64,
+}
+
+impl Partial {
+    fn name(pid: u32, digest: &Digest) -> String {
+        format!("{}{pid}-partial-{}", berth_fs::TEMP_PREFIX, digest.hex())
+    }
+
+    /// This process's partial file for `digest`, taking over one that a
+    /// process no longer running left (or this one, on a retry).
+    fn claim(layout: &Layout, digest: &Digest, total: u64) -> Result<Self> {
+        let dir = layout.blobs_dir();
+        let mine = dir.join(Self::name(std::process::id(), digest));
+        let suffix = format!("-partial-{}", digest.hex());
+        if !mine.exists() {
+            let names = std::fs::read_dir(&dir)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            for n in names.iter().filter(|n| n.ends_with(&suffix)) {
+                let dead = berth_fs::temp_owner(n)
+                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+                // A rename is atomic: of two pulls, one takes it over.
+                if dead && std::fs::rename(dir.join(n), &mine).is_ok() {
+                    break;
+                }
+            }
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&mine)
+            .map_err(|e| Error::Transfer {
+                what: format!("keeping layer {digest}"),
+                source: e,
+            })?;
+        let mut len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len >= total {
+            // Whole (or more) yet not a blob: not to be trusted.
+            file.set_len(0).map_err(|e| Error::Transfer {
+                what: format!("keeping layer {digest}"),
+                source: e,
+            })?;
+            len = 0;
+        }
+        Ok(Self {
+            path: mine,
+            writer: BufWriter::with_capacity(PARTIAL_BUFFER, file),
+            len,
+        })
+    }
 }

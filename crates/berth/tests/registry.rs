@@ -1172,6 +1172,8 @@ enum Fault {
     Status(u16),
     /// Forward, then cut the response after this many bytes.
     Cut(usize),
+    /// Forward this many bytes, then hold the connection open, silent.
+    Stall(usize),
 }
 
 /// A loopback HTTP proxy in front of a registry that breaks chosen requests
@@ -1317,6 +1319,13 @@ fn proxy_one(
     up.write_all(&head)?;
     up.write_all(&body)?;
     match fault {
+        Some(Fault::Stall(n)) => {
+            let mut buf = vec![0u8; n];
+            up.read_exact(&mut buf)?;
+            client.write_all(&buf)?;
+            client.flush()?;
+            std::thread::sleep(Duration::from_secs(30));
+        }
         Some(Fault::Cut(n)) => {
             let mut buf = vec![0u8; n];
             let mut got = 0;
@@ -1460,4 +1469,67 @@ fn build_pulls_missing_base_images() {
     .unwrap();
     let r = u2.run(["build", dir.to_str().unwrap()]).fails(1);
     assert!(r.stderr.contains("build/nosuch:v1"), "{r}");
+}
+
+/// A pull killed in the middle of a layer leaves what it downloaded; the
+/// next pull asks only for the rest (Range) and completes.
+#[test]
+fn a_killed_pull_resumes_where_it_stopped() {
+    require!("docker-registry");
+    let reg = Registry::start(Auth::None);
+    let proxy = FlakyProxy::start(reg.port);
+    let host = format!("127.0.0.1:{}", proxy.port);
+    let t = ctx();
+    let u = User::new(&t);
+    let app = format!("{host}/resume/app:v1");
+    t.import_busybox(&app);
+    u.run(["push", &app]).ok();
+    let m = registry_manifest(&reg, "resume/app", "v1");
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_string();
+    let size = m["layers"][0]["size"].as_u64().unwrap();
+    assert!(
+        size > 700_000,
+        "the layer is big enough to stall in: {size}"
+    );
+
+    proxy.fail("GET", &layer, Fault::Stall(600_000), 1);
+    let t2 = ctx();
+    let u2 = User::new(&t2);
+    let mut child = u2
+        .command(["pull", "-q", &app])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let blobs = t2.root().join("blobs/sha256");
+    berth_test::eventually("a partial download on disk", || {
+        std::fs::read_dir(&blobs).is_ok_and(|d| {
+            d.flatten().any(|e| {
+                e.file_name().to_string_lossy().contains("-partial-")
+                    && e.metadata().is_ok_and(|m| m.len() >= 256 * 1024)
+            })
+        })
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let r = u2.run(["pull", &app]).ok();
+    assert!(r.stdout.contains("Status: Downloaded newer image"), "{r}");
+    let ranged = proxy.ranged();
+    assert_eq!(ranged.len(), 1, "{ranged:?}");
+    let from: u64 = ranged[0]
+        .rsplit("bytes=")
+        .next()
+        .and_then(|r| r.trim_end_matches('-').parse().ok())
+        .unwrap();
+    assert!(from >= 256 * 1024 && from <= 600_000, "{ranged:?}");
+    u2.run(["run", "--rm", &app, "true"]).ok();
+    t2.run(["system", "check", "--deep"]).ok();
+    let left: Vec<String> = std::fs::read_dir(&blobs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
