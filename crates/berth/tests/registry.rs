@@ -1522,7 +1522,7 @@ fn a_killed_pull_resumes_where_it_stopped() {
         .next()
         .and_then(|r| r.trim_end_matches('-').parse().ok())
         .unwrap();
-    assert!(from >= 256 * 1024 && from <= 600_000, "{ranged:?}");
+    assert!((256 * 1024..=600_000).contains(&from), "{ranged:?}");
     u2.run(["run", "--rm", &app, "true"]).ok();
     t2.run(["system", "check", "--deep"]).ok();
     let left: Vec<String> = std::fs::read_dir(&blobs)
