@@ -454,23 +454,7 @@ pub fn has_wildcards(s: &str) -> bool {
 /// A context-walk entry for a file outside the context (another stage's,
 /// a layer's).
 pub fn entry_of(name: &Path, meta: &std::fs::Metadata) -> Entry {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let ft = meta.file_type();
-    let kind = if ft.is_dir() {
-        FileKind::Dir
-    } else if ft.is_symlink() {
-        FileKind::Symlink
-    } else if ft.is_fifo() {
-        FileKind::Fifo
-    } else if ft.is_char_device() {
-        FileKind::CharDevice
-    } else if ft.is_block_device() {
-        FileKind::BlockDevice
-    } else if ft.is_socket() {
-        FileKind::Socket
-    } else {
-        FileKind::File
-    };
+    let kind = FileKind::of(meta.file_type());
     let rdev = meta.rdev();
     Entry {
         path: name.to_path_buf(),

@@ -79,7 +79,8 @@ pub enum FileKind {
 }
 
 impl FileKind {
-    fn of(ft: std::fs::FileType) -> Self {
+    /// The kind of a file from its type (`lstat`, not following links).
+    pub fn of(ft: std::fs::FileType) -> Self {
         if ft.is_dir() {
             Self::Dir
         } else if ft.is_symlink() {
