@@ -1093,3 +1093,44 @@ fn proxy_build_args_reach_run_but_not_the_image() {
     let (hit, miss) = cached_steps(&r);
     assert!(miss.is_empty() && hit.len() == 1, "{r}");
 }
+
+/// What a user sees: the plain progress, a cached rebuild, and the report.
+#[test]
+fn plain_progress_and_report_snapshot() {
+    let t = TestContext::new(env!("CARGO_BIN_EXE_berth"));
+    t.import_fixture("fixture:1");
+    let dir = context(
+        &t,
+        "snap",
+        &[
+            ("a.txt", "a\n"),
+            ("Dockerfile", "FROM fixture:1\nENV MODE=prod\nCOPY a.txt /srv/\nUSER nobody\nCMD [\"/srv/a.txt\"]\n"),
+        ],
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec!["build", "--progress", "plain", "-t", "snap:1"];
+        args.extend_from_slice(extra);
+        args.push(dir.to_str().unwrap());
+        let out = t
+            .command(args)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let mut filters = t.filters();
+    filters.push((r"DONE \d+\.\ds".into(), "DONE [T]".into()));
+    let filters: Vec<(&str, &str)> = filters
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    insta::with_settings!({filters => filters}, {
+        insta::assert_snapshot!("build_plain", run(&[]));
+        insta::assert_snapshot!("build_plain_cached", run(&[]));
+    });
+}
