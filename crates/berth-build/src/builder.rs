@@ -63,6 +63,9 @@ pub struct BuildOptions {
     pub strict: bool,
     /// The image size the report warns above.
     pub size_budget: u64,
+    /// Set (by a signal handler) to stop the build: running steps are
+    /// stopped, their mounts and staging removed, and nothing is committed.
+    pub interrupt: std::sync::Arc<AtomicBool>,
 }
 
 pub struct Outcome {
@@ -214,6 +217,9 @@ pub fn build(root: &Path, opts: &BuildOptions, reporter: &dyn Reporter) -> Resul
                 Ok(_) => {}
                 Err(Error::Canceled) => {}
                 Err(e) => {
+                    if matches!(e, Error::Interrupted) && first_err.is_some() {
+                        continue;
+                    }
                     if first_err.is_none() {
                         first_err = Some(e);
                     }
@@ -390,17 +396,31 @@ impl Shared<'_> {
                 Some(Ok(s)) => return Ok(s.clone()),
                 Some(Err(())) => return Err(Error::Canceled),
                 None if self.canceled.load(Ordering::Relaxed) => return Err(Error::Canceled),
-                None => results = self.done.wait(results).expect("lock"),
+                None if self.interrupted() => return Err(Error::Interrupted),
+                None => {
+                    results = self
+                        .done
+                        .wait_timeout(results, std::time::Duration::from_millis(100))
+                        .expect("lock")
+                        .0
+                }
             }
         }
     }
 
     fn check_canceled(&self) -> Result<()> {
-        if self.canceled.load(Ordering::Relaxed) {
+        if self.interrupted() {
+            Err(Error::Interrupted)
+        } else if self.canceled.load(Ordering::Relaxed) {
             Err(Error::Canceled)
         } else {
             Ok(())
         }
+    }
+
+    /// The user asked the build to stop (Ctrl-C, SIGTERM).
+    pub fn interrupted(&self) -> bool {
+        self.opts.interrupt.load(Ordering::Relaxed)
     }
 
     fn build_stage(&self, store: &mut Store, idx: usize) -> Result<StageState> {

@@ -46,6 +46,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The user stopped the build.
+    #[error("build canceled")]
+    Interrupted,
     /// Another stage of the same build failed first.
     #[error("canceled: another stage failed")]
     Canceled,
@@ -76,6 +79,8 @@ impl Error {
     pub fn exit_status(&self) -> i32 {
         match self {
             Error::Store(_) | Error::Fs(_) | Error::Layer(_) => 125,
+            // 128 + SIGINT, as a shell reports a Ctrl-C.
+            Error::Interrupted => 130,
             _ => 1,
         }
     }

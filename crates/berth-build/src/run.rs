@@ -25,6 +25,9 @@ use crate::state::{StageState, PROXY_ARGS};
 
 static STEP_SEQ: AtomicUsize = AtomicUsize::new(0);
 
+/// How often a running step looks for an interruption.
+const STEP_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Where heredoc scripts are mounted, as BuildKit does.
 const PIPES: &str = "/dev/pipes";
 
@@ -376,17 +379,34 @@ fn run_inner(
             let mut child = prepared.spawn(&sh.opts.exe)?;
             let out = child.stdout.take().expect("piped");
             let errp = child.stderr.take().expect("piped");
-            std::thread::scope(|s| {
+            let status = std::thread::scope(|s| {
                 s.spawn(|| pump(sh, v, started, out, false));
                 s.spawn(|| pump(sh, v, started, errp, true));
-            });
-            let status = child.wait().io("cannot wait for", &step_dir)?;
+                // Interrupted: the helper stops the container and exits.
+                let mut told = false;
+                loop {
+                    if let Some(st) = child.try_wait()? {
+                        return Ok(st);
+                    }
+                    if sh.interrupted() && !told {
+                        if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                            let _ = rustix::process::kill_process(pid, rustix::process::Signal::Term);
+                        }
+                        told = true;
+                    }
+                    std::thread::sleep(STEP_POLL);
+                }
+            })
+            .io("cannot wait for", &step_dir)?;
             use std::os::unix::process::ExitStatusExt;
             status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
         };
         drop(keep);
         snap.unmount()?;
         snap.remove_created(&created)?;
+        if sh.interrupted() {
+            return Err(Error::Interrupted);
+        }
         if code != 0 {
             return Err(Error::StepFailed { command: display.clone(), code });
         }

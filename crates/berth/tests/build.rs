@@ -1134,3 +1134,41 @@ fn plain_progress_and_report_snapshot() {
         insta::assert_snapshot!("build_plain_cached", run(&[]));
     });
 }
+
+/// Stopped in the middle of a RUN (Ctrl-C, SIGTERM): the step's container
+/// goes, its mounts and staging go, nothing is tagged, and the exit is 130.
+#[test]
+fn an_interrupted_build_cleans_up() {
+    let t = ctx();
+    let dir = context(
+        &t,
+        "interrupt",
+        &[("Dockerfile", "FROM busybox\nRUN sleep 37.25\n")],
+    );
+    let running = || {
+        fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("37.25"))
+        })
+    };
+    let mut child = t
+        .command(["build", "-q", "-t", "interrupted", dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    berth_test::eventually("the step runs", running);
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::Term).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    berth_test::eventually("the step's container is gone", || !running());
+    let root = t.root().display().to_string();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.lines().any(|l| l.contains(&format!("{root}/tmp"))),
+        "a build mount is left"
+    );
+    assert_eq!(fs::read_dir(t.root().join("tmp")).unwrap().count(), 0);
+    assert!(t.run(["image", "inspect", "interrupted"]).status != 0);
+}

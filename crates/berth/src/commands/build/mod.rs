@@ -112,6 +112,7 @@ pub fn run(ctx: &Context, a: BuildArgs) -> Result<(), CliError> {
         names: names.clone(),
         strict,
         size_budget: report::DEFAULT_BUDGET,
+        interrupt: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
     };
     // Base images come from a registry when they are not here (as Docker
     // pulls them), or always with --pull.
@@ -134,6 +135,12 @@ pub fn run(ctx: &Context, a: BuildArgs) -> Result<(), CliError> {
                 e.message
             ))
         })?;
+    }
+    // Ctrl-C (or SIGTERM, SIGHUP) stops the build cleanly: the library sees
+    // the flag, stops the running steps and unmounts what it mounted.
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        signal_hook::flag::register(sig, std::sync::Arc::clone(&opts.interrupt))
+            .map_err(|e| CliError::new(format!("cannot handle signals: {e}")))?;
     }
     let printer = Printer::new(mode);
     let result = berth_build::build(ctx.root(), &opts, &printer);
