@@ -190,10 +190,28 @@ impl TestContext {
 }
 
 impl Drop for TestContext {
-    /// Network namespaces, volumes with driver mounts and root filesystems
-    /// still mounted under the temporary root are unmounted first, so the
-    /// directory can go and nothing stays mounted after the test.
+    /// Containers a test left running are removed (their monitors would
+    /// outlive the test), then network namespaces, volumes with driver
+    /// mounts and root filesystems still mounted under the temporary root
+    /// are unmounted, so the directory can go and nothing stays behind.
     fn drop(&mut self) {
+        if self.root().join("berth.db").exists() {
+            if let Ok(out) = self.command(["ps", "-aq", "--no-trunc"]).output() {
+                let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect();
+                if !ids.is_empty() {
+                    let mut args = vec!["rm".to_string(), "-f".to_string()];
+                    args.extend(ids);
+                    let _ = self
+                        .command(&args)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
+        }
         let root = self.root().display().to_string();
         let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
             return;
