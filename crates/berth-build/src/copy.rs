@@ -169,6 +169,7 @@ impl<'a> Writer<'a> {
                     fs::set_permissions(&host, fs::Permissions::from_mode(mode))
                         .io("cannot set mode of", &host)?;
                 }
+                copy_xattrs(&src, &host)?;
                 self.dir_times.push((host, times));
             }
             FileKind::File => {
@@ -187,6 +188,7 @@ impl<'a> Writer<'a> {
                 })?;
                 let mode = self.opts.chmod.unwrap_or(e.mode);
                 write_file(&mut from, &host, mode, owner, times)?;
+                copy_xattrs(&src, &host)?;
                 self.links.insert(e.path.clone(), host);
             }
             FileKind::Symlink => {
@@ -276,6 +278,13 @@ fn write_file(
         .map_err(io::Error::from)
         .io("cannot set times of", host)?;
     Ok(())
+}
+
+/// Keeps a source's xattrs (file capabilities, say), but not an overlay's
+/// own bookkeeping when the source is another stage's merged view.
+fn copy_xattrs(src: &Path, host: &Path) -> Result<()> {
+    berth_fs::xattr::copy_all(src, host, |n| n.starts_with("trusted.overlay."))
+        .io("cannot copy extended attributes to", host)
 }
 
 fn clone_times(t: &Timestamps) -> Timestamps {

@@ -10,6 +10,7 @@ mod error;
 mod hash;
 mod lock;
 mod mounts;
+pub mod xattr;
 
 pub use atomic::{fsync_dir, temp_owner, write_atomic, write_atomic_mode, AtomicFile, TEMP_PREFIX};
 pub use error::{Error, Result, ResultExt};

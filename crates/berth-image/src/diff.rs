@@ -630,53 +630,11 @@ fn header(meta: &Metadata, kind: tar::EntryType, mode: u32) -> tar::Header {
 }
 
 fn list_xattrs(path: &Path) -> Result<Vec<String>> {
-    let err = |e: rustix::io::Errno| fs_err("cannot list xattrs of", path, e.into());
-    loop {
-        let size = match rustix::fs::llistxattr(path, &mut []) {
-            Ok(n) => n,
-            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
-            Err(e) => return Err(err(e)),
-        };
-        if size == 0 {
-            return Ok(Vec::new());
-        }
-        let mut buf = vec![0u8; size];
-        match rustix::fs::llistxattr(path, &mut buf) {
-            Ok(n) => {
-                let mut names: Vec<String> = buf[..n]
-                    .split(|&b| b == 0)
-                    .filter(|n| !n.is_empty())
-                    .map(|n| String::from_utf8_lossy(n).into_owned())
-                    .collect();
-                names.sort();
-                return Ok(names);
-            }
-            // Grew between the two calls; ask again.
-            Err(rustix::io::Errno::RANGE) => continue,
-            Err(e) => return Err(err(e)),
-        }
-    }
+    berth_fs::xattr::list(path).map_err(|e| fs_err("cannot list xattrs of", path, e))
 }
 
 fn get_xattr(path: &Path, name: &str) -> Result<Option<Vec<u8>>> {
-    let err = |e: rustix::io::Errno| fs_err("cannot read xattrs of", path, e.into());
-    loop {
-        let size = match rustix::fs::lgetxattr(path, name, &mut []) {
-            Ok(n) => n,
-            Err(rustix::io::Errno::NODATA) => return Ok(None),
-            Err(e) => return Err(err(e)),
-        };
-        let mut buf = vec![0u8; size];
-        match rustix::fs::lgetxattr(path, name, &mut buf) {
-            Ok(n) => {
-                buf.truncate(n);
-                return Ok(Some(buf));
-            }
-            Err(rustix::io::Errno::RANGE) => continue,
-            Err(rustix::io::Errno::NODATA) => return Ok(None),
-            Err(e) => return Err(err(e)),
-        }
-    }
+    berth_fs::xattr::get(path, name).map_err(|e| fs_err("cannot read xattrs of", path, e))
 }
 
 #[cfg(test)]

@@ -1172,3 +1172,35 @@ fn an_interrupted_build_cleans_up() {
     assert_eq!(fs::read_dir(t.root().join("tmp")).unwrap().count(), 0);
     assert!(t.run(["image", "inspect", "interrupted"]).status != 0);
 }
+
+#[test]
+fn copy_keeps_extended_attributes() {
+    let t = ctx();
+    let dir = context(
+        &t,
+        "xattr",
+        &[
+            ("tool", "#!/bin/sh\n"),
+            ("Dockerfile", "FROM busybox\nCOPY tool /usr/local/bin/\n"),
+        ],
+    );
+    if rustix::fs::lsetxattr(
+        dir.join("tool"),
+        "user.berth.note",
+        b"kept",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .is_err()
+    {
+        return; // the work directory's file system has no user xattrs
+    }
+    build(&t, &dir, &["-t", "xattr"]).ok();
+    let save = t.work().join("xattr.tar");
+    t.run(["save", "-o", save.to_str().unwrap(), "xattr"]).ok();
+    let bytes = fs::read(&save).unwrap();
+    let needle = b"SCHILY.xattr.user.berth.note=kept";
+    assert!(
+        bytes.windows(needle.len()).any(|w| w == needle),
+        "the layer records the xattr"
+    );
+}
