@@ -110,8 +110,10 @@ pub fn copy_metadata_of(from: &Path, to: &Path) -> io::Result<()> {
     copy_metadata(from, to, &fs::symlink_metadata(from)?)
 }
 
-fn copy_metadata(_from: &Path, to: &Path, meta: &fs::Metadata) -> io::Result<()> {
+fn copy_metadata(from: &Path, to: &Path, meta: &fs::Metadata) -> io::Result<()> {
     lchown(to, Some(meta.uid()), Some(meta.gid()))?;
+    // After the owner: a chown clears file capabilities.
+    berth_fs::xattr::copy_all(from, to, |n| n.starts_with("trusted.overlay."))?;
     if !meta.file_type().is_symlink() {
         fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
     }

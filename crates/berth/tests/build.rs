@@ -1203,4 +1203,10 @@ fn copy_keeps_extended_attributes() {
         bytes.windows(needle.len()).any(|w| w == needle),
         "the layer records the xattr"
     );
+    // And a root filesystem written out keeps it.
+    let root = rootfs(&t, &dir, "xattr");
+    let mut buf = [0u8; 16];
+    let n = rustix::fs::lgetxattr(root.join("usr/local/bin/tool"), "user.berth.note", &mut buf)
+        .expect("the xattr is on the written-out file");
+    assert_eq!(&buf[..n], b"kept");
 }
