@@ -45,7 +45,8 @@ pub struct BuildOptions {
     /// Name of the Dockerfile in messages.
     pub dockerfile_name: String,
     pub dockerfile: String,
-    /// `.dockerignore` patterns, parsed.
+    /// The `.dockerignore` in force, if any, and its patterns.
+    pub ignore_file: Option<PathBuf>,
     pub ignore_patterns: Vec<String>,
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
@@ -70,7 +71,6 @@ pub struct BuildOptions {
 
 pub struct Outcome {
     pub id: Digest,
-    pub config: ImageConfig,
     pub moved: Vec<(Reference, Digest)>,
     pub report: ImageReport,
     pub lint: Option<berth_lint::Report>,
@@ -134,7 +134,6 @@ pub fn base_images(opts: &BuildOptions) -> Result<Vec<String>> {
 pub fn build(root: &Path, opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Outcome> {
     let file = opts.dockerfile_name.clone();
     let (df, graph, plan) = parse_and_plan(opts)?;
-    let platform_args = platform_args();
 
     let filter =
         Filter::excluding(opts.ignore_patterns.iter().map(String::as_str)).map_err(|e| {
@@ -161,7 +160,7 @@ pub fn build(root: &Path, opts: &BuildOptions, reporter: &dyn Reporter) -> Resul
         elapsed: started.elapsed(),
     });
 
-    let lint = lint_report(opts, &ctx);
+    let lint = lint_report(opts, &ctx, &entries);
     if opts.strict {
         if let Some(l) = &lint {
             let errors: Vec<String> = l
@@ -190,7 +189,6 @@ pub fn build(root: &Path, opts: &BuildOptions, reporter: &dyn Reporter) -> Resul
         canceled: AtomicBool::new(false),
         used_args: Mutex::new(BTreeSet::new()),
         multi: df.stages.len() > 1,
-        platform_args,
     };
 
     // Every needed stage on its own thread; each waits for what it needs.
@@ -261,21 +259,14 @@ pub fn build(root: &Path, opts: &BuildOptions, reporter: &dyn Reporter) -> Resul
         .last_created
         .clone()
         .or_else(|| Some(shared.now()));
-    let store_for_report = Store::open(root)?;
-    let report = report::inspect(
-        &store_for_report,
-        &config,
-        &target_state.chain,
-        opts.size_budget,
-    )?;
+    let mut store = Store::open(root)?;
+    let report = report::inspect(&store, &config, &target_state.chain, opts.size_budget)?;
     if opts.strict && !report.errors().is_empty() {
         return Err(Error::Policy(report.errors().join("; ")));
     }
-    drop(store_for_report);
 
     let v = shared.vertex("exporting to image".into());
     let started = Instant::now();
-    let mut store = Store::open(root)?;
     let bytes = config.to_bytes();
     let layers = config.rootfs.diff_ids.iter().map(|_| None).collect();
     let outcome = store.commit_image(NewImage {
@@ -289,7 +280,6 @@ pub fn build(root: &Path, opts: &BuildOptions, reporter: &dyn Reporter) -> Resul
     });
     Ok(Outcome {
         id: outcome.id,
-        config,
         moved: outcome.moved,
         report,
         lint,
@@ -303,7 +293,7 @@ fn reporter_vertex(reporter: &dyn Reporter, id: VertexId, name: String) -> Verte
 
 /// The automatic platform ARGs of BuildKit, for this host.
 fn platform_args() -> Vec<String> {
-    let arch = state::host_arch();
+    let arch = berth_oci::host_architecture();
     let platform = format!("linux/{arch}");
     vec![
         format!("BUILDPLATFORM={platform}"),
@@ -317,8 +307,19 @@ fn platform_args() -> Vec<String> {
     ]
 }
 
-fn lint_report(opts: &BuildOptions, ctx: &BuildContext) -> Option<berth_lint::Report> {
-    let context = berth_lint::ContextFacts::load(ctx.root(), None).ok();
+/// The lint findings, with the context facts taken from the build's own walk.
+fn lint_report(
+    opts: &BuildOptions,
+    ctx: &BuildContext,
+    entries: &[Entry],
+) -> Option<berth_lint::Report> {
+    let context = berth_lint::ContextFacts::from_walk(
+        ctx,
+        entries,
+        opts.ignore_file.clone(),
+        &opts.ignore_patterns,
+    )
+    .ok();
     berth_lint::lint(
         &opts.dockerfile,
         &berth_lint::Options {
@@ -343,7 +344,6 @@ pub(crate) struct Shared<'a> {
     canceled: AtomicBool,
     used_args: Mutex<BTreeSet<String>>,
     multi: bool,
-    platform_args: Vec<String>,
 }
 
 /// Where a step is: for `[stage 2/5]` labels and error lines.
@@ -551,16 +551,11 @@ impl Shared<'_> {
                     if given.is_some() {
                         self.used_args.lock().expect("lock").insert(d.key.clone());
                     }
-                    let value = given
-                        .or(d.value.clone())
-                        .or_else(|| {
-                            EnvGetter::get(&self.graph.global_args, &d.key).map(str::to_string)
-                        })
-                        .or_else(|| {
-                            self.platform_args.iter().find_map(|a| {
-                                a.strip_prefix(&format!("{}=", d.key)).map(str::to_string)
-                            })
-                        });
+                    // The global scope holds the meta ARGs and the automatic
+                    // platform ARGs alike.
+                    let value = given.or(d.value.clone()).or_else(|| {
+                        EnvGetter::get(&self.graph.global_args, &d.key).map(str::to_string)
+                    });
                     if let Some(v) = value {
                         st.args.set(&d.key, &v);
                     }
@@ -702,8 +697,7 @@ impl Shared<'_> {
         if !self.opts.no_cache {
             if let Some(rec) = store.cache_lookup(&key)? {
                 self.reporter.event(Event::Cached { id: vertex });
-                let chain = rec.diff_id.as_ref().and(rec.chain_id.clone());
-                st.push_step(chain, rec.diff_id, rec.created, created_by);
+                st.push_step(rec.chain_id, rec.diff_id, rec.created, created_by);
                 return Ok(());
             }
         }
@@ -733,8 +727,7 @@ impl Shared<'_> {
                 size: layer.as_ref().map_or(0, |l| l.stats.size),
             };
             let chain = store.commit_build_step(st.top(), layer.as_ref(), &record)?;
-            let diff = record.diff_id.clone();
-            st.push_step(diff.as_ref().and(chain), diff, created, created_by);
+            st.push_step(chain, record.diff_id, created, created_by);
             Ok(())
         })();
         // Failures are reported by the step, which also sees those before
@@ -867,15 +860,24 @@ impl Shared<'_> {
             .field(&chmod.map(|m| format!("{m:o}")).unwrap_or_default())
             .list(excludes)
             .field(if parents { "parents" } else { "" });
-        for c in &sources.source_contents {
-            let data = if c.expand {
-                self.lex
-                    .process_word(&c.data, &st.expansion_env())
-                    .unwrap_or_else(|_| c.data.clone())
-            } else {
-                c.data.clone()
-            };
-            key.field(&c.path).field(&data);
+        // Heredoc sources, expanded once: their text is both key and content.
+        let env = st.expansion_env();
+        let contents: Vec<(String, String)> = sources
+            .source_contents
+            .iter()
+            .map(|c| {
+                let data = if c.expand {
+                    self.lex
+                        .process_word(&c.data, &env)
+                        .unwrap_or_else(|_| c.data.clone())
+                } else {
+                    c.data.clone()
+                };
+                (c.path.clone(), data)
+            })
+            .collect();
+        for (path, data) in &contents {
+            key.field(path).field(data);
         }
 
         // Sources: context entries, another stage's or image's files, URLs.
@@ -922,7 +924,7 @@ impl Shared<'_> {
         }
         let n_sources = plan.context.len()
             + plan.urls.len()
-            + sources.source_contents.len()
+            + contents.len()
             + if plan.from_chain.is_some() {
                 sources.source_paths.len()
             } else {
@@ -930,8 +932,6 @@ impl Shared<'_> {
             };
 
         let source_paths = sources.source_paths.clone();
-        let contents = sources.source_contents.clone();
-        let exp_env = st.expansion_env();
         let from_lowers: Option<Vec<PathBuf>> = plan
             .from_chain
             .as_ref()
@@ -1003,13 +1003,8 @@ impl Shared<'_> {
                 w.write_stream(&mut f, &target, 0o600, dl.mtime)?;
             }
             // Heredoc sources.
-            for c in &contents {
-                let data = if c.expand {
-                    self.lex.process_word(&c.data, &exp_env).unwrap_or_else(|_| c.data.clone())
-                } else {
-                    c.data.clone()
-                };
-                let target = file_dest(std::ffi::OsStr::new(&c.path));
+            for (path, data) in &contents {
+                let target = file_dest(std::ffi::OsStr::new(path));
                 w.write_stream(&mut data.as_bytes(), &target, 0o644, None)?;
             }
             // Another stage's or image's files.
@@ -1027,25 +1022,25 @@ impl Shared<'_> {
     /// The context paths a COPY source names: itself, or what its wildcards
     /// match; relative to the context root, the root itself as the empty path.
     fn match_context(&self, src: &str, pos: &StepPos<'_>) -> Result<Vec<PathBuf>> {
-        let cleaned = berth_context::clean_path(&format!("/{src}"));
-        let rel = cleaned.trim_start_matches('/');
-        if rel.is_empty() {
-            return Ok(vec![PathBuf::new()]);
+        let rel = rootpath::context_relative(src);
+        if rel.as_os_str().is_empty() {
+            return Ok(vec![rel]);
         }
-        let found: Vec<PathBuf> = if copy::has_wildcards(rel) {
+        let pattern = rel.to_string_lossy();
+        let found: Vec<PathBuf> = if copy::has_wildcards(&pattern) {
             self.entries
                 .iter()
                 .filter(|e| {
-                    e.path
-                        .to_str()
-                        .is_some_and(|p| berth_context::filepath_match(rel, p).unwrap_or(false))
+                    e.path.to_str().is_some_and(|p| {
+                        berth_context::filepath_match(&pattern, p).unwrap_or(false)
+                    })
                 })
                 .map(|e| e.path.clone())
                 .collect()
         } else {
             self.entries
                 .iter()
-                .find(|e| e.path == Path::new(rel))
+                .find(|e| e.path == rel)
                 .map(|e| vec![e.path.clone()])
                 .unwrap_or_default()
         };
@@ -1061,7 +1056,6 @@ impl Shared<'_> {
     }
 
     /// `COPY --from`: `src` (wildcards allowed) of the mounted `root`.
-    #[allow(clippy::too_many_arguments)]
     fn copy_from_root(
         &self,
         w: &mut Writer<'_>,

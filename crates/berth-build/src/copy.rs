@@ -84,18 +84,17 @@ impl<'a> Writer<'a> {
                     self.dirs.insert(logical.to_path_buf(), made.clone());
                     return Ok(made);
                 }
+                // No link on the way: `host` is where it goes once the
+                // parents are made.
                 if let Some(parent) = logical.parent() {
                     self.ensure_dir(parent)?;
                 }
-                let host = rootpath::resolve(self.root, logical, true)?;
                 fs::create_dir(&host).io("cannot create", &host)?;
-                let o = self.owner();
-                chown(&host, o)?;
+                chown(&host, self.owner())?;
                 fs::set_permissions(&host, fs::Permissions::from_mode(0o755))
                     .io("cannot set mode of", &host)?;
             }
         }
-        let host = rootpath::resolve(self.root, logical, true)?;
         self.dirs.insert(logical.to_path_buf(), host.clone());
         Ok(host)
     }

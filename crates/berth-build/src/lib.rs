@@ -25,4 +25,4 @@ mod state;
 
 pub use builder::{base_images, build, BuildOptions, NetworkMode, Outcome, Secret};
 pub use error::{Error, Result};
-pub use progress::{Event, Reporter, Silent};
+pub use progress::{Event, Reporter};

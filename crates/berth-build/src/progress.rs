@@ -36,10 +36,3 @@ pub enum Event {
 pub trait Reporter: Send + Sync {
     fn event(&self, event: Event);
 }
-
-/// Drops everything (`-q`, tests).
-pub struct Silent;
-
-impl Reporter for Silent {
-    fn event(&self, _event: Event) {}
-}

@@ -136,7 +136,7 @@ pub fn inspect(
                 }
                 return;
             }
-            if ft.is_dir() && opaque(&dir.join(rel)) {
+            if ft.is_dir() && berth_fs::xattr::is_overlay_opaque(&dir.join(rel)) {
                 let gone: Vec<PathBuf> = under(&live, rel)
                     .into_iter()
                     .filter(|p| p != rel && live.get(p).is_some_and(|(l, _)| *l < i))
@@ -191,11 +191,6 @@ fn under(live: &BTreeMap<PathBuf, (usize, u64)>, rel: &Path) -> Vec<PathBuf> {
         .take_while(|(p, _)| p.starts_with(rel))
         .map(|(p, _)| p.clone())
         .collect()
-}
-
-fn opaque(path: &Path) -> bool {
-    let mut buf = [0u8; 4];
-    rustix::fs::lgetxattr(path, "trusted.overlay.opaque", &mut buf).is_ok()
 }
 
 fn walk(root: &Path, rel: &Path, f: &mut dyn FnMut(&Path, &fs::Metadata)) -> Result<()> {

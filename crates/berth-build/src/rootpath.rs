@@ -93,6 +93,14 @@ pub fn absolute(workdir: &str, path: &str) -> PathBuf {
     PathBuf::from(berth_context::clean_path(&format!("/{joined}")))
 }
 
+/// A path of the build context as a Dockerfile names it (`src`, `/src`,
+/// `./a/../src`): relative to the context root and cleaned, the root itself
+/// as the empty path; it cannot climb out of the context.
+pub fn context_relative(path: &str) -> PathBuf {
+    let cleaned = berth_context::clean_path(&format!("/{path}"));
+    PathBuf::from(cleaned.trim_start_matches('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +140,12 @@ mod tests {
         assert_eq!(absolute("/app", "x/../y/"), PathBuf::from("/app/y"));
         assert_eq!(absolute("/app", "/etc"), PathBuf::from("/etc"));
         assert_eq!(absolute("/", "."), PathBuf::from("/"));
+    }
+
+    #[test]
+    fn context_paths_stay_in_the_context() {
+        assert_eq!(context_relative("/src/"), PathBuf::from("src"));
+        assert_eq!(context_relative("../../etc"), PathBuf::from("etc"));
+        assert_eq!(context_relative("."), PathBuf::new());
     }
 }

@@ -51,11 +51,12 @@ enum MountPlan {
         id: String,
         required: bool,
     },
-    /// Context files (those the build sees), or a path of another stage.
+    /// Context files (those the build sees), or a path of another stage
+    /// (whose layer trees `from` holds, bottom first).
     Bind {
         target: String,
-        source: String,
-        from: Option<Vec<Digest>>,
+        source: PathBuf,
+        from: Option<Vec<PathBuf>>,
         read_only: bool,
     },
 }
@@ -214,19 +215,18 @@ fn run_inner(
             }
             MountType::Bind => {
                 let target = abs(&target);
-                let source = m.source.clone().unwrap_or_else(|| "/".into());
-                key.field("bind").field(&target).field(&source).field(if m.read_only { "ro" } else { "rw" });
+                let raw = m.source.clone().unwrap_or_else(|| "/".into());
+                key.field("bind").field(&target).field(&raw).field(if m.read_only { "ro" } else { "rw" });
+                let source = rootpath::context_relative(&raw);
                 let from = match &m.from {
                     Some(f) => {
                         let dep = sh.stage_source(f, pos);
                         let chain = sh.chain_of(store, dep)?;
                         key.field(chain.last().map_or("scratch", |c| c.as_str()));
-                        Some(chain)
+                        Some(chain.iter().map(|c| store.layout().layer_diff(c)).collect())
                     }
                     None => {
-                        let rel = berth_context::clean_path(&format!("/{source}"));
-                        let rel = PathBuf::from(rel.trim_start_matches('/'));
-                        let selected = berth_context::select(&sh.entries, std::slice::from_ref(&rel));
+                        let selected = berth_context::select(&sh.entries, std::slice::from_ref(&source));
                         let d = sh.ctx.context_digest(selected.iter().copied()).map_err(|e| {
                             Error::Context { path: sh.opts.context_dir.clone(), message: e.to_string() }
                         })?;
@@ -250,18 +250,8 @@ fn run_inner(
             run_env.push(format!("{p}={v}"));
         }
     }
-    let lowers_of = |chain: &Vec<Digest>| -> Vec<PathBuf> {
-        chain.iter().map(|c| store.layout().layer_diff(c)).collect()
-    };
-    let bind_lowers: Vec<Option<Vec<PathBuf>>> = plans
-        .iter()
-        .map(|p| match p {
-            MountPlan::Bind { from: Some(c), .. } => Some(lowers_of(c)),
-            _ => None,
-        })
-        .collect();
     let cache_root = store.root().join("build-mounts");
-    let display = argv_display(&argv);
+    let display = argv.join(" ");
 
     sh.layer_step(store, st, key.finish(), code, v, started, |snap, staging| {
         let mut specs: Vec<MountSpec> = Vec::new();
@@ -312,10 +302,9 @@ fn run_inner(
                 }
                 MountPlan::Bind { target, source, from, read_only } => {
                     let host = match from {
-                        Some(_) => {
-                            let lowers = bind_lowers[i].clone().unwrap_or_default();
-                            let s = Snapshot::mount_lowers(lowers, &staging.join(format!("bind-{i}")))?;
-                            let h = rootpath::resolve(s.merged(), Path::new(source), true)?;
+                        Some(lowers) => {
+                            let s = Snapshot::mount_lowers(lowers.clone(), &staging.join(format!("bind-{i}")))?;
+                            let h = rootpath::resolve(s.merged(), source, true)?;
                             keep.push(s);
                             h
                         }
@@ -323,12 +312,10 @@ fn run_inner(
                             // Only what the build sees of the context: a copy.
                             let dir = staging.join(format!("bind-{i}"));
                             fs::create_dir_all(&dir).io("cannot create", &dir)?;
-                            let rel = berth_context::clean_path(&format!("/{source}"));
-                            let rel = PathBuf::from(rel.trim_start_matches('/'));
-                            let selected = berth_context::select(&sh.entries, std::slice::from_ref(&rel));
+                            let selected = berth_context::select(&sh.entries, std::slice::from_ref(source));
                             let opts = CopyOptions { owner: None, chmod: None, excludes: None };
                             let mut w = Writer::new(&dir, &opts);
-                            w.copy_tree(&sh.ctx, &selected, &rel, Path::new("/src"))?;
+                            w.copy_tree(&sh.ctx, &selected, source, Path::new("/src"))?;
                             w.finish()?;
                             dir.join("src")
                         }
@@ -433,10 +420,6 @@ fn is_lone_heredoc(cmd: &str, name: &str) -> bool {
     let rest = rest.strip_prefix('-').unwrap_or(rest);
     let rest = rest.trim_matches(|ch| ch == '"' || ch == '\'');
     rest == name
-}
-
-fn argv_display(argv: &[String]) -> String {
-    argv.join(" ")
 }
 
 /// Streams one output pipe of a step to the reporter, line by line.

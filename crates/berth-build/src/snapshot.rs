@@ -115,7 +115,7 @@ impl Snapshot {
         if !meta.is_dir() || fs::read_dir(&upper).map_or(true, |mut d| d.next().is_some()) {
             return false;
         }
-        if xattr_opaque(&upper) {
+        if berth_fs::xattr::is_overlay_opaque(&upper) {
             return false;
         }
         self.lowers.iter().rev().find_map(|l| {
@@ -139,11 +139,6 @@ impl Drop for Snapshot {
     fn drop(&mut self) {
         let _ = self.unmount();
     }
-}
-
-fn xattr_opaque(path: &Path) -> bool {
-    let mut buf = [0u8; 4];
-    rustix::fs::lgetxattr(path, "trusted.overlay.opaque", &mut buf).is_ok()
 }
 
 /// True for an empty file, or a directory tree of only empty files and

@@ -59,7 +59,7 @@ impl StageState {
 
     pub fn scratch() -> Self {
         let config = ImageConfig {
-            architecture: host_arch().into(),
+            architecture: berth_oci::host_architecture().into(),
             os: "linux".into(),
             rootfs: berth_oci::RootFs {
                 kind: "layers".into(),
@@ -151,7 +151,8 @@ impl StageState {
     }
 
     /// Records a step that ran (or came from the cache): its layer, if it
-    /// made one, and its history entry.
+    /// made one (a `diff_id`; `chain` is then the snapshot it made), and its
+    /// history entry.
     pub fn push_step(
         &mut self,
         chain: Option<Digest>,
@@ -172,16 +173,6 @@ impl StageState {
             empty_layer: empty,
             author: None,
         });
-    }
-}
-
-pub fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
     }
 }
 

@@ -18,6 +18,12 @@ pub fn temp_owner(name: &str) -> Option<u32> {
         .ok()
 }
 
+/// Whether process `pid` still runs: the owner of a temporary file or a
+/// staging directory, before they are taken for leftovers.
+pub fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// A file written under a temporary name in `tmp_dir` that appears at its final
 /// path only on [`AtomicFile::commit`]. Dropping it uncommitted removes the temp file.
 pub struct AtomicFile {

@@ -12,7 +12,9 @@ mod lock;
 mod mounts;
 pub mod xattr;
 
-pub use atomic::{fsync_dir, temp_owner, write_atomic, write_atomic_mode, AtomicFile, TEMP_PREFIX};
+pub use atomic::{
+    fsync_dir, process_alive, temp_owner, write_atomic, write_atomic_mode, AtomicFile, TEMP_PREFIX,
+};
 pub use error::{Error, Result, ResultExt};
 pub use hash::{sha256_hex_of_file, HashingReader, HashingWriter};
 pub use lock::FileLock;

@@ -58,6 +58,13 @@ pub fn get(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
+/// Whether `dir` is an opaque directory of an overlay layer (overlayfs'
+/// `trusted.overlay.opaque=y`): it hides what the layers below hold there.
+pub fn is_overlay_opaque(dir: &Path) -> bool {
+    let mut buf = [0u8; 2];
+    rustix::fs::lgetxattr(dir, "trusted.overlay.opaque", &mut buf).is_ok_and(|n| buf[..n] == *b"y")
+}
+
 /// Copies the xattrs of `from` onto `to`, except those `skip` names (an
 /// overlay's own, for instance). Attributes the destination cannot hold
 /// are passed over, as `cp -a` does.

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use berth_context::{
-    audit, find_ignore_file, read_ignore_file, BuildContext, Filter, IgnoreFileError, Matcher,
-    PatternError, WalkError,
+    audit, find_ignore_file, read_ignore_file, BuildContext, Entry, Filter, IgnoreFileError,
+    Matcher, PatternError, WalkError,
 };
 
 /// A context that cannot be read.
@@ -51,9 +51,25 @@ impl ContextFacts {
         let filter = Filter::excluding(&patterns).map_err(pattern_error)?;
         let context = BuildContext::new(dir, filter)?;
         let entries = context.walk().collect::<Result<Vec<_>, _>>()?;
-        let hygiene = audit(&entries, context.filter().excludes());
-        let ignore = match ignore_file {
-            Some(_) => Some(Matcher::new(&patterns).map_err(pattern_error)?),
+        Self::from_walk(&context, &entries, ignore_file, &patterns)
+    }
+
+    /// The facts of a context already walked (a build's), with the
+    /// `.dockerignore` it was walked with (`patterns` from `ignore_file`).
+    pub fn from_walk(
+        context: &BuildContext,
+        entries: &[Entry],
+        ignore_file: Option<PathBuf>,
+        patterns: &[String],
+    ) -> Result<Self, ContextError> {
+        let hygiene = audit(entries, context.filter().excludes());
+        let ignore = match &ignore_file {
+            Some(path) => Some(
+                Matcher::new(patterns).map_err(|source| ContextError::Pattern {
+                    path: path.clone(),
+                    source,
+                })?,
+            ),
             None => None,
         };
         Ok(Self {

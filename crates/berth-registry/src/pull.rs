@@ -632,8 +632,7 @@ impl Partial {
                 })
                 .unwrap_or_default();
             for n in names.iter().filter(|n| n.ends_with(&suffix)) {
-                let dead = berth_fs::temp_owner(n)
-                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+                let dead = berth_fs::temp_owner(n).is_some_and(|pid| !berth_fs::process_alive(pid));
                 // A rename is atomic: of two pulls, one takes it over.
                 if dead && std::fs::rename(dir.join(n), &mine).is_ok() {
                     break;

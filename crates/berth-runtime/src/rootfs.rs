@@ -119,8 +119,7 @@ fn apply_layer_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
             continue;
         }
         if meta.is_dir() {
-            let opaque = rustix::fs::lgetxattr(&from, "trusted.overlay.opaque", &mut [0u8; 4])
-                .is_ok_and(|n| n == 1);
+            let opaque = berth_fs::xattr::is_overlay_opaque(&from);
             let existing_dir = fs::symlink_metadata(&to).is_ok_and(|m| m.is_dir());
             if !existing_dir || opaque {
                 remove_any(&to)?;

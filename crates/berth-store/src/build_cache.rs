@@ -132,19 +132,6 @@ impl Store {
         Ok(chain)
     }
 
-    /// The unpacked size of the layers only the build cache keeps alive:
-    /// what `builder prune -a` would free.
-    pub fn cache_only_size(&self) -> Result<u64> {
-        let size: i64 = self.db.query_row(
-            "SELECT COALESCE(SUM(size), 0) FROM layers
-             WHERE chain_id IN (SELECT chain_id FROM build_cache)
-               AND chain_id NOT IN (SELECT chain_id FROM image_layers)",
-            [],
-            |r| r.get(0),
-        )?;
-        Ok(size as u64)
-    }
-
     /// Removes build cache records, then what they alone kept. Without `all`,
     /// only records whose snapshot no image uses go (Docker's default prune
     /// keeps cache that backs an image); with `all`, every record.

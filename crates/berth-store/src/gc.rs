@@ -95,8 +95,8 @@ impl Store {
                 if !entry.starts_with(berth_fs::TEMP_PREFIX) {
                     continue;
                 }
-                let writer_alive = berth_fs::temp_owner(&entry)
-                    .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                let writer_alive =
+                    berth_fs::temp_owner(&entry).is_some_and(berth_fs::process_alive);
                 if !writer_alive {
                     let p = dir.join(&entry);
                     report.bytes += fs::symlink_metadata(&p).map(|m| m.len()).unwrap_or(0);
@@ -118,8 +118,7 @@ impl Store {
 
         // Staging of dead processes.
         for entry in read_dir_names(&self.layout.tmp())? {
-            let alive =
-                owner_pid(&entry).is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            let alive = owner_pid(&entry).is_some_and(berth_fs::process_alive);
             if !alive {
                 let p = self.layout.tmp().join(&entry);
                 // A build killed mid-step leaves its overlay mounted here;

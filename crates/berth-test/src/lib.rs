@@ -212,18 +212,8 @@ impl Drop for TestContext {
                 }
             }
         }
-        let root = self.root().display().to_string();
-        let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-            return;
-        };
-        let mut points: Vec<&str> = info
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|mp| mp.starts_with(&root))
-            .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in points {
-            let _ = rustix::mount::unmount(p, rustix::mount::UnmountFlags::DETACH);
+        for p in berth_fs::mounts_under(self.root()) {
+            let _ = rustix::mount::unmount(&p, rustix::mount::UnmountFlags::DETACH);
         }
     }
 }

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::Path;
 
 use berth_fs::AtomicFile;
-use berth_image::archive::{write_archive, ArchiveFormat};
+use berth_image::archive::{write_archive, ArchiveFormat, ExportImage};
 use berth_oci::{Digest, Reference};
 use berth_store::ImageRecord;
 
@@ -55,27 +56,35 @@ pub fn run(ctx: &Context, a: SaveArgs) -> Result<(), CliError> {
         .collect::<Result<Vec<_>, _>>()?;
 
     match &a.output {
-        Some(path) => {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map(|p| p.to_path_buf())
-                .unwrap_or_else(|| ".".into());
-            fs::create_dir_all(&dir)
-                .map_err(|e| CliError::new(format!("create {}: {e}", dir.display())))?;
-            // A partial archive never appears under the requested name.
-            let file = AtomicFile::new_in(&dir)?;
-            let mut w = write_archive(BufWriter::with_capacity(1 << 20, file), &exports, format)?;
-            w.flush()?;
-            let file = w.into_inner().map_err(|e| CliError::new(e.to_string()))?;
-            file.commit(path)?;
-        }
+        Some(path) => write_archive_file(path, &exports, format)?,
         None => {
             let out = io::stdout().lock();
             let mut w = write_archive(BufWriter::with_capacity(1 << 20, out), &exports, format)?;
             w.flush()?;
         }
     }
+    Ok(())
+}
+
+/// Writes `images` as an archive at `path` (`save -o`, `build --output`);
+/// a partial archive never appears under that name.
+pub fn write_archive_file(
+    path: &Path,
+    images: &[ExportImage],
+    format: ArchiveFormat,
+) -> Result<(), CliError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| p.to_path_buf())
+        .unwrap_or_else(|| ".".into());
+    fs::create_dir_all(&dir)
+        .map_err(|e| CliError::new(format!("create {}: {e}", dir.display())))?;
+    let file = AtomicFile::new_in(&dir)?;
+    let mut w = write_archive(BufWriter::with_capacity(1 << 20, file), images, format)?;
+    w.flush()?;
+    let file = w.into_inner().map_err(|e| CliError::new(e.to_string()))?;
+    file.commit(path)?;
     Ok(())
 }
 

@@ -15,6 +15,10 @@ pub struct Input {
     pub context_dir: PathBuf,
     pub dockerfile_name: String,
     pub dockerfile: String,
+    /// The Dockerfile's path, when it is a file.
+    pub dockerfile_path: Option<PathBuf>,
+    /// The `.dockerignore` in force, and its patterns.
+    pub ignore_file: Option<PathBuf>,
     pub ignore_patterns: Vec<String>,
     /// A context that came on standard input lives here until the build ends.
     _staging: Option<Staging>,
@@ -67,11 +71,13 @@ impl Input {
                 (display_name(&p), text, Some(p))
             }
         };
-        let ignore_patterns = ignore_patterns(&dir, path.as_deref())?;
+        let (ignore_file, ignore_patterns) = ignore_patterns(&dir, path.as_deref())?;
         Ok(Self {
             context_dir: dir,
             dockerfile_name: name,
             dockerfile: text,
+            dockerfile_path: path,
+            ignore_file,
             ignore_patterns,
             _staging: None,
         })
@@ -106,11 +112,13 @@ impl Input {
             let name = file.unwrap_or("Dockerfile");
             let p = dir.join(name);
             let text = read_dockerfile(&p)?;
-            let ignore_patterns = ignore_patterns(&dir, Some(&p))?;
+            let (ignore_file, ignore_patterns) = ignore_patterns(&dir, Some(&p))?;
             return Ok(Self {
                 context_dir: dir,
                 dockerfile_name: name.to_string(),
                 dockerfile: text,
+                dockerfile_path: Some(p),
+                ignore_file,
                 ignore_patterns,
                 _staging: Some(staging),
             });
@@ -126,6 +134,8 @@ impl Input {
             context_dir: dir,
             dockerfile_name: "Dockerfile".into(),
             dockerfile: text,
+            dockerfile_path: None,
+            ignore_file: None,
             ignore_patterns: Vec::new(),
             _staging: Some(staging),
         })
@@ -147,10 +157,18 @@ fn read_dockerfile(p: &Path) -> Result<String, CliError> {
     })
 }
 
-fn ignore_patterns(dir: &Path, dockerfile: Option<&Path>) -> Result<Vec<String>, CliError> {
+/// The `.dockerignore` in force (`<Dockerfile>.dockerignore` first, as
+/// BuildKit) and its patterns.
+fn ignore_patterns(
+    dir: &Path,
+    dockerfile: Option<&Path>,
+) -> Result<(Option<PathBuf>, Vec<String>), CliError> {
     match berth_context::find_ignore_file(dir, dockerfile) {
-        Some(f) => berth_context::read_ignore_file(&f)
-            .map_err(|e| CliError::usage(format!("{}: {e}", f.display()))),
-        None => Ok(Vec::new()),
+        Some(f) => {
+            let patterns = berth_context::read_ignore_file(&f)
+                .map_err(|e| CliError::usage(format!("{}: {e}", f.display())))?;
+            Ok((Some(f), patterns))
+        }
+        None => Ok((None, Vec::new())),
     }
 }

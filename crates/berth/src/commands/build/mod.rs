@@ -49,7 +49,7 @@ pub fn run(ctx: &Context, a: BuildArgs) -> Result<(), CliError> {
         }
     };
     if let Some(p) = &a.platform {
-        let host = format!("linux/{}", host_arch());
+        let host = format!("linux/{}", berth_oci::host_architecture());
         if p != &host {
             return Err(CliError::usage(format!(
                 "--platform {p} is not this machine's platform ({host}); berth builds for {host} only"
@@ -100,6 +100,7 @@ pub fn run(ctx: &Context, a: BuildArgs) -> Result<(), CliError> {
         context_dir: input.context_dir.clone(),
         dockerfile_name: input.dockerfile_name.clone(),
         dockerfile: input.dockerfile.clone(),
+        ignore_file: input.ignore_file.clone(),
         ignore_patterns: input.ignore_patterns.clone(),
         build_args,
         target: a.target.clone(),
@@ -199,14 +200,6 @@ fn short(id: &str) -> &str {
     &hex[..hex.len().min(12)]
 }
 
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
-
 /// `K=V` flags; with `from_env`, a bare `K` takes the value of the
 /// environment variable (and is skipped when it is unset), as Docker does.
 fn key_values(
@@ -290,7 +283,8 @@ fn file_secret(path: &str) -> Result<Secret, CliError> {
 /// `--check`: the lint rules and the context audit, nothing built. Exits 1
 /// when a finding is a warning or worse, as `docker build --check` does.
 fn check(input: &input::Input) -> Result<(), CliError> {
-    let facts = berth_lint::ContextFacts::load(&input.context_dir, None).ok();
+    let facts =
+        berth_lint::ContextFacts::load(&input.context_dir, input.dockerfile_path.as_deref()).ok();
     let report = berth_lint::lint(
         &input.dockerfile,
         &berth_lint::Options {

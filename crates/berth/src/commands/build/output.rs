@@ -1,11 +1,9 @@
 //! `--output`: the built image also as a docker-archive or OCI layout tar
 //! (what `docker save` / `skopeo` read), or its root filesystem as a directory.
 
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-use berth_fs::AtomicFile;
-use berth_image::archive::{write_archive, ArchiveFormat};
+use berth_image::archive::ArchiveFormat;
 use berth_oci::{Digest, Reference};
 
 use crate::commands::Context;
@@ -22,8 +20,8 @@ pub enum Output {
 }
 
 impl Output {
-    /// `type=docker-archive|oci|local,dest=PATH` (also `type=docker` and
-    /// `type=tar` for a rootfs tar is not supported; a bare path is `local`).
+    /// `type=docker-archive|oci|local,dest=PATH`; `type=docker` is a
+    /// docker-archive, and a bare path is `local`.
     pub fn parse(s: &str) -> Result<Self, CliError> {
         let mut kind = None;
         let mut dest = None;
@@ -68,19 +66,7 @@ impl Output {
         match self {
             Self::Archive { format, dest } => {
                 let export = store.export_image(&img, names.to_vec())?;
-                let dir = dest
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .map(|p| p.to_path_buf())
-                    .unwrap_or_else(|| ".".into());
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| CliError::new(format!("create {}: {e}", dir.display())))?;
-                let file = AtomicFile::new_in(&dir)?;
-                let mut w =
-                    write_archive(BufWriter::with_capacity(1 << 20, file), &[export], *format)?;
-                w.flush()?;
-                let file = w.into_inner().map_err(|e| CliError::new(e.to_string()))?;
-                file.commit(dest)?;
+                crate::commands::save::write_archive_file(dest, &[export], *format)?;
             }
             Self::Local { dest } => {
                 std::fs::create_dir_all(dest)
