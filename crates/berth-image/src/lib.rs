@@ -7,11 +7,13 @@ pub mod changes;
 mod compression;
 pub mod diff;
 mod error;
+mod layer_source;
 pub mod manifest;
 mod stage;
 mod unpack;
 
 pub use compression::{decompress, Compression};
 pub use error::{Error, Result};
-pub use stage::{stage_layer, stage_upper, StagedLayer};
+pub use layer_source::LayerSource;
+pub use stage::{stage_compressed_layer, stage_layer, stage_upper, KeptBlob, StagedLayer};
 pub use unpack::{blank_is_zero, unpack_layer, LayerStats};

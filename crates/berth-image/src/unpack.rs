@@ -36,6 +36,44 @@ pub struct LayerStats {
     pub entries: u64,
 }
 
+/// The largest write unpacking makes: `io::copy` writes 8 KiB at a time,
+/// and for a layer of large files the system calls then cost more than the
+/// copying.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Copies `r` to the end into `w` through `buf` (grown as a file needs, up
+/// to [`WRITE_BUFFER`], and kept for the next file). Returns the bytes copied.
+fn copy_in_large_writes(
+    r: &mut dyn Read,
+    w: &mut dyn io::Write,
+    buf: &mut Vec<u8>,
+) -> io::Result<u64> {
+    let mut total = 0u64;
+    loop {
+        if buf.is_empty() {
+            buf.resize(8 << 10, 0);
+        }
+        let mut n = 0;
+        while n < buf.len() {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if n == 0 {
+            return Ok(total);
+        }
+        w.write_all(&buf[..n])?;
+        total += n as u64;
+        if n == buf.len() && buf.len() < WRITE_BUFFER {
+            let grown = (buf.len() * 4).min(WRITE_BUFFER);
+            buf.resize(grown, 0);
+        }
+    }
+}
+
 /// Unpacks the tar stream `input` into `dest` (which must exist). Returns an
 /// error on a malformed tar or an entry that would escape `dest`.
 pub fn unpack_layer<R: Read>(input: R, dest: &Path, what: &str) -> Result<LayerStats> {
@@ -48,6 +86,7 @@ pub fn unpack_layer<R: Read>(input: R, dest: &Path, what: &str) -> Result<LayerS
     let mut stats = LayerStats::default();
     let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
     let mut seen_dirs: HashSet<PathBuf> = HashSet::new();
+    let mut copy_buf = Vec::new();
 
     let mut entries = archive.entries().map_err(bad)?;
     loop {
@@ -131,7 +170,7 @@ pub fn unpack_layer<R: Read>(input: R, dest: &Path, what: &str) -> Result<LayerS
                     .mode(0o600)
                     .open(&target)
                     .at("cannot create", &target)?;
-                let n = io::copy(&mut entry, &mut f).map_err(bad)?;
+                let n = copy_in_large_writes(&mut entry, &mut f, &mut copy_buf).map_err(bad)?;
                 if n != entry.size() {
                     return Err(bad(io::Error::new(
                         io::ErrorKind::UnexpectedEof,

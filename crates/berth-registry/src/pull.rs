@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use berth_image::{stage_layer, StagedLayer};
+use berth_image::{stage_compressed_layer, stage_layer, KeptBlob, StagedLayer};
 use berth_oci::{chain_id, media_types, Digest, ImageConfig, Reference};
 use berth_store::{LayerBlob, Layout, NewImage, Store};
 use ureq::http::{Method, StatusCode};
@@ -178,26 +178,56 @@ pub fn pull(
     }
     let layout = store.layout().clone();
     let cancel = AtomicBool::new(false);
-    let staged = parallel(jobs, CONCURRENT_DOWNLOADS, &cancel, |(i, desc, dir)| {
+    let check_diff_id = |i: usize, desc: &Descriptor, s: &StagedLayer| {
+        if s.diff_id == diff_ids[i] {
+            return Ok(());
+        }
+        Err(Error::BadImage {
+            reference: shown.clone(),
+            reason: format!(
+                "layer {} ({}) unpacks to {} but the config says {}",
+                i + 1,
+                desc.digest,
+                s.diff_id,
+                diff_ids[i]
+            ),
+        })
+    };
+    // A blob the manifest lists twice (old images repeat the empty layer)
+    // is downloaded once; its other places are unpacked from that copy.
+    let mut seen = std::collections::HashSet::new();
+    let (firsts, repeats): (Vec<_>, Vec<_>) = jobs
+        .into_iter()
+        .partition(|(_, d, _)| seen.insert(d.digest.clone()));
+    let staged = parallel(firsts, CONCURRENT_DOWNLOADS, &cancel, |(i, desc, dir)| {
         let s = fetch_layer(
             client, repo, &scope, &desc, &dir, &layout, &cancel, progress,
         )?;
-        if s.diff_id != diff_ids[i] {
-            return Err(Error::BadImage {
-                reference: shown.clone(),
-                reason: format!(
-                    "layer {} ({}) unpacks to {} but the config says {}",
-                    i + 1,
-                    desc.digest,
-                    s.diff_id,
-                    diff_ids[i]
-                ),
-            });
-        }
+        check_diff_id(i, &desc, &s)?;
         progress.layer(desc.digest.short(), LayerEvent::PullComplete);
         Ok((i, s))
     })?;
     for (i, s) in staged {
+        layers[i] = Some(s);
+    }
+    for (i, desc, dir) in repeats {
+        let first = layers
+            .iter()
+            .flatten()
+            .find(|s| s.input_digest == desc.digest)
+            .expect("a repeated blob has a first place");
+        let (path, kept) = match (&first.blob, &first.tar) {
+            (Some(b), _) => (b.path.clone(), Some(b.path.clone())),
+            (None, Some(t)) => (t.clone(), None),
+            (None, None) => unreachable!("a staged layer has a tar or a blob"),
+        };
+        let what = format!("layer {}", desc.digest);
+        let f = File::open(&path).map_err(|e| Error::Transfer {
+            what: what.clone(),
+            source: e,
+        })?;
+        let s = stage_pulled(f, &dir, &desc, kept.as_deref(), &what)?;
+        check_diff_id(i, &desc, &s)?;
         layers[i] = Some(s);
     }
 
@@ -426,7 +456,7 @@ fn fetch_layer(
     let kept = layout.blob(&desc.digest);
     if let Ok(f) = File::open(&kept) {
         if f.metadata().is_ok_and(|m| m.len() == desc.size) {
-            let staged = stage_layer(f, &dir.join("kept"), &what)?;
+            let staged = stage_pulled(f, &dir.join("kept"), desc, Some(&kept), &what)?;
             // Verified when it was kept; checked again since it was read anyway.
             if check_blob(&what, desc, desc.size, &staged.input_digest).is_ok() {
                 progress.layer(id, LayerEvent::DownloadComplete);
@@ -527,7 +557,7 @@ fn download_layer(
         out: writer.as_mut(),
     });
     let mut tracked = Tracked::new(source, cancel, &on_progress);
-    let result = stage_layer(&mut tracked, dir, &what);
+    let result = stage_pulled(&mut tracked, dir, desc, partial_path.as_deref(), &what);
     let staged = match result {
         // What came is kept for the next try (the writer flushes on drop).
         Err(e) if tracked.source_failed => {
@@ -559,7 +589,7 @@ fn download_layer(
                     }
                 }
             }
-            return Err(e.into());
+            return Err(e);
         }
         Ok(s) => s,
     };
@@ -571,12 +601,36 @@ fn download_layer(
         }
         return Err(e);
     }
-    if let (Some(path), Some(w)) = (&partial_path, writer) {
+    // The store moves the kept blob to its name as it records the layer;
+    // until then its temporary name keeps it from garbage collection.
+    if let Some(w) = writer {
         finish(w).map_err(keeping)?;
-        std::fs::rename(path, layout.blob(&desc.digest)).map_err(keeping)?;
-        berth_fs::fsync_dir(&layout.blobs_dir())?;
     }
     progress.layer(id, LayerEvent::DownloadComplete);
+    Ok(staged)
+}
+
+/// Stages a pulled layer. A compressed one whose blob is kept (in the file
+/// `kept_at`) keeps no uncompressed tar: the tar is made from the blob again
+/// when `save` or a push in another form needs it, so a pull writes the
+/// layer's bytes once besides its tree.
+fn stage_pulled<R: Read>(
+    input: R,
+    dir: &Path,
+    desc: &Descriptor,
+    kept_at: Option<&Path>,
+    what: &str,
+) -> Result<StagedLayer> {
+    let Some(path) = kept_at.filter(|_| desc.media_type != media_types::OCI_LAYER) else {
+        return Ok(stage_layer(input, dir, what)?);
+    };
+    let mut staged = stage_compressed_layer(input, dir, what)?;
+    staged.blob = Some(KeptBlob {
+        path: path.to_path_buf(),
+        digest: desc.digest.clone(),
+        size: desc.size,
+        media_type: desc.media_type.clone(),
+    });
     Ok(staged)
 }
 

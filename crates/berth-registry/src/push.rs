@@ -7,11 +7,12 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use berth_fs::{AtomicFile, HashingWriter};
+use berth_image::LayerSource;
 use berth_oci::{media_types, Digest, Reference};
 use berth_store::{ImageRecord, LayerBlob, Store};
 use ureq::http::{Method, StatusCode};
@@ -52,7 +53,9 @@ struct Candidate {
 
 struct LayerPlan {
     diff_id: Digest,
-    tar: PathBuf,
+    /// Where the tar comes from when it must be compressed; `None` when the
+    /// store has no copy of it (only a registry may then still hold it).
+    source: Option<LayerSource>,
     candidates: Vec<Candidate>,
 }
 
@@ -90,7 +93,7 @@ pub fn push(
         }
         plans.push(LayerPlan {
             diff_id: l.diff_id.clone(),
-            tar: store.blob_path(&l.diff_id),
+            source: store.layer_source(&l.diff_id).ok(),
             candidates,
         });
     }
@@ -225,8 +228,11 @@ fn push_layer(
     let (file, digest, size, new_blob) = match kept {
         Some((f, d, s)) => (f, d, s, None),
         None => {
+            let Some(source) = &plan.source else {
+                return Err(Error::MissingLayer(plan.diff_id.clone()));
+            };
             progress.layer(&id, LayerEvent::Compressing);
-            let (f, d, s) = compress_layer(&plan.tar, blobs_dir)?;
+            let (f, d, s) = compress_layer(source, &plan.diff_id, blobs_dir)?;
             let blob = LayerBlob {
                 diff_id: plan.diff_id.clone(),
                 digest: d.clone(),
@@ -430,14 +436,14 @@ fn upload_bytes(
     }
 }
 
-/// Gzips a layer tar into `blobs/` (kept for the next push), hashing as it
+/// Gzips a layer's tar into `blobs/` (kept for the next push), hashing as it
 /// writes; returns an open handle to the result, its digest and size.
-fn compress_layer(tar: &Path, blobs_dir: &Path) -> Result<(File, Digest, u64)> {
-    let input = File::open(tar).map_err(|e| berth_fs::Error {
-        op: "cannot open layer",
-        path: tar.to_path_buf(),
-        source: e,
-    })?;
+fn compress_layer(
+    source: &LayerSource,
+    diff_id: &Digest,
+    blobs_dir: &Path,
+) -> Result<(File, Digest, u64)> {
+    let input = source.open(diff_id)?;
     let mut out = AtomicFile::new_in(blobs_dir)?;
     let reader = out.file_mut().try_clone().map_err(|e| berth_fs::Error {
         op: "cannot reopen",
@@ -446,7 +452,7 @@ fn compress_layer(tar: &Path, blobs_dir: &Path) -> Result<(File, Digest, u64)> {
     })?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let write_err = |e: std::io::Error| Error::Transfer {
-        what: format!("compressing {}", tar.display()),
+        what: format!("compressing layer {diff_id}"),
         source: e,
     };
     let hashing = HashingWriter::new(BufWriter::with_capacity(1 << 20, &mut out));

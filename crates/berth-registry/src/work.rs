@@ -98,17 +98,23 @@ impl<R: Read> Read for Tracked<'_, R> {
     }
 }
 
-/// Copies what is read to `out` as well.
-pub struct Tee<'a, R, W> {
+/// Copies what is read to `out` as well, and at the end of the input
+/// flushes it to disk: the sync then overlaps with the work still queued
+/// behind the reader (decompressing, unpacking) instead of following it.
+pub struct Tee<'a, R> {
     pub inner: R,
-    pub out: Option<&'a mut W>,
+    pub out: Option<&'a mut io::BufWriter<std::fs::File>>,
 }
 
-impl<R: Read, W: Write> Read for Tee<'_, R, W> {
+impl<R: Read> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if let Some(out) = self.out.as_mut() {
             out.write_all(&buf[..n])?;
+            if n == 0 && !buf.is_empty() {
+                out.flush()?;
+                out.get_ref().sync_data()?;
+            }
         }
         Ok(n)
     }

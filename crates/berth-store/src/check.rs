@@ -1,6 +1,6 @@
 //! `berth system check`: verifies that what the database says is on disk.
 
-use berth_fs::sha256_hex_of_file;
+use berth_fs::HashingReader;
 use berth_oci::{chain_id, ImageConfig};
 
 use crate::error::Result;
@@ -47,16 +47,27 @@ impl Store {
                         l.chain_id
                     ));
                 }
-                let tar = self.layout.blob(&l.diff_id);
-                if !tar.is_file() {
-                    problems.push(format!("image {short}: layer tar {} missing", l.diff_id));
-                } else if deep {
-                    match sha256_hex_of_file(&tar) {
-                        Ok((hex, _)) if hex == l.diff_id.hex() => {}
-                        Ok(_) => problems
-                            .push(format!("layer tar {} does not match its digest", l.diff_id)),
-                        Err(e) => problems.push(e.to_string()),
+                match self.layer_source(&l.diff_id) {
+                    Err(_) => problems.push(format!(
+                        "image {short}: layer tar {} missing (and no compressed blob of it)",
+                        l.diff_id
+                    )),
+                    Ok(source) if deep => {
+                        let read =
+                            source
+                                .open(&l.diff_id)
+                                .map_err(|e| e.to_string())
+                                .and_then(|r| {
+                                    HashingReader::new(r).finish().map_err(|e| e.to_string())
+                                });
+                        match read {
+                            Ok((_, hex, _)) if hex == l.diff_id.hex() => {}
+                            Ok(_) => problems
+                                .push(format!("layer tar {} does not match its digest", l.diff_id)),
+                            Err(e) => problems.push(e),
+                        }
                     }
+                    Ok(_) => {}
                 }
             }
         }

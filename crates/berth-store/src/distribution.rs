@@ -58,17 +58,7 @@ impl Store {
 
     /// Remembers a compressed form of a layer (idempotent).
     pub fn record_layer_blob(&self, blob: &LayerBlob) -> Result<()> {
-        self.db.execute(
-            "INSERT OR IGNORE INTO layer_blobs (diff_id, digest, size, media_type)
-             VALUES (?1, ?2, ?3, ?4)",
-            params![
-                blob.diff_id.as_str(),
-                blob.digest.as_str(),
-                blob.size as i64,
-                blob.media_type
-            ],
-        )?;
-        Ok(())
+        insert_layer_blob(&self.db, blob)
     }
 
     /// Repositories of `registry` known to hold `digest`, most recent first.
@@ -124,6 +114,22 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// The row behind [`Store::record_layer_blob`], on a connection or in a
+/// transaction.
+pub(crate) fn insert_layer_blob(db: &rusqlite::Connection, blob: &LayerBlob) -> Result<()> {
+    db.execute(
+        "INSERT OR IGNORE INTO layer_blobs (diff_id, digest, size, media_type)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![
+            blob.diff_id.as_str(),
+            blob.digest.as_str(),
+            blob.size as i64,
+            blob.media_type
+        ],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

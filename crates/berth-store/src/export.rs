@@ -16,12 +16,14 @@ impl Store {
             layers: img
                 .layers
                 .iter()
-                .map(|l| ExportLayer {
-                    diff_id: l.diff_id.clone(),
-                    path: self.layout.blob(&l.diff_id),
-                    size: l.tar_size,
+                .map(|l| {
+                    Ok(ExportLayer {
+                        diff_id: l.diff_id.clone(),
+                        source: self.layer_source(&l.diff_id)?,
+                        size: l.tar_size,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_>>()?,
             names,
         })
     }

@@ -3,10 +3,11 @@ use std::fs;
 
 use berth_fs::{fsync_dir, write_atomic, ResultExt};
 use berth_image::manifest::{image_manifest, ManifestLayer};
-use berth_image::StagedLayer;
+use berth_image::{LayerSource, StagedLayer};
 use berth_oci::{chain_id, Digest, ImageConfig, Reference};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
+use crate::distribution::LayerBlob;
 use crate::error::{Error, Result};
 use crate::Store;
 
@@ -62,7 +63,9 @@ pub enum RemoveEvent {
     Deleted(Digest),
 }
 
-/// Records a placed layer (within the caller's transaction).
+/// Records a placed layer (within the caller's transaction), with the
+/// compressed blob it keeps, if any: the two go live together, so a layer
+/// without its tar always has the blob the tar is made from.
 pub(crate) fn insert_layer(
     tx: &rusqlite::Transaction<'_>,
     cid: &Digest,
@@ -80,25 +83,77 @@ pub(crate) fn insert_layer(
             layer.tar_size as i64
         ],
     )?;
+    if let Some(b) = &layer.blob {
+        crate::distribution::insert_layer_blob(
+            tx,
+            &LayerBlob {
+                diff_id: layer.diff_id.clone(),
+                digest: b.digest.clone(),
+                size: b.size,
+                media_type: b.media_type.clone(),
+            },
+        )?;
+    }
     Ok(())
 }
 
 impl Store {
-    /// Moves a staged layer's tree and tar into place as `cid` (the caller
-    /// holds the lock and records it in a transaction after).
+    /// Moves a staged layer's tree, and its tar or compressed blob, into
+    /// place as `cid` (the caller holds the lock and records it in a
+    /// transaction after).
     pub(crate) fn place_layer(&self, cid: &Digest, layer: &StagedLayer) -> Result<()> {
         let dest = self.layout.layer(cid);
         if dest.exists() {
             // A leftover of a crash between rename and commit.
             fs::remove_dir_all(&dest).at("cannot remove stale layer", &dest)?;
         }
+        if let Some(tar) = &layer.tar {
+            let blob = self.layout.blob(&layer.diff_id);
+            if !blob.exists() {
+                fs::rename(tar, &blob).at("cannot move layer tar to", &blob)?;
+            }
+        }
+        if let Some(kept) = &layer.blob {
+            let blob = self.layout.blob(&kept.digest);
+            // Gone from `path` when another place of the same blob in this
+            // image moved it already.
+            if kept.path != blob && kept.path.exists() {
+                fs::rename(&kept.path, &blob).at("cannot move layer blob to", &blob)?;
+            }
+            if !blob.is_file() {
+                return Err(Error::Corrupt(format!(
+                    "blob {} was removed while this image was being added; try again",
+                    kept.digest
+                )));
+            }
+        }
+        if layer.tar.is_none() && layer.blob.is_none() {
+            return Err(Error::Corrupt(format!(
+                "layer {} was staged with neither its tar nor a compressed blob",
+                layer.diff_id
+            )));
+        }
         fs::create_dir(&dest).at("cannot create", &dest)?;
         fs::rename(&layer.dir, dest.join("diff")).at("cannot move layer into", &dest)?;
-        let blob = self.layout.blob(&layer.diff_id);
-        if !blob.exists() {
-            fs::rename(&layer.tar, &blob).at("cannot move layer tar to", &blob)?;
-        }
         Ok(())
+    }
+
+    /// Where the tar of stored layer `diff_id` comes from: the tar itself, or
+    /// a compressed blob of it that the store keeps in its place.
+    pub fn layer_source(&self, diff_id: &Digest) -> Result<LayerSource> {
+        let tar = self.layout.blob(diff_id);
+        if tar.is_file() {
+            return Ok(LayerSource::Tar(tar));
+        }
+        for b in self.layer_blobs(diff_id)? {
+            let p = self.layout.blob(&b.digest);
+            if fs::metadata(&p).is_ok_and(|m| m.len() == b.size) {
+                return Ok(LayerSource::Compressed(p));
+            }
+        }
+        Err(Error::Corrupt(format!(
+            "layer {diff_id} has neither its tar nor a compressed blob in the store; remove the image and pull or build it again"
+        )))
     }
 
     /// Registers an image whose layers are staged; atomic as a whole.

@@ -1186,6 +1186,8 @@ struct FlakyProxy {
     broken: Arc<Mutex<Vec<String>>>,
     /// Requests with a Range header, as "path range".
     ranged: Arc<Mutex<Vec<String>>>,
+    /// Every request, as "METHOD path".
+    requests: Arc<Mutex<Vec<String>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -1197,18 +1199,34 @@ impl FlakyProxy {
         let faults = Arc::new(Mutex::new(Vec::new()));
         let broken = Arc::new(Mutex::new(Vec::new()));
         let ranged = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(Mutex::new(Vec::new()));
         let thread = {
-            let (stop, faults, broken, ranged) =
-                (stop.clone(), faults.clone(), broken.clone(), ranged.clone());
+            let (stop, faults, broken, ranged, requests) = (
+                stop.clone(),
+                faults.clone(),
+                broken.clone(),
+                ranged.clone(),
+                requests.clone(),
+            );
             std::thread::spawn(move || {
                 for client in listener.incoming() {
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
                     let Ok(client) = client else { continue };
-                    let (faults, broken, ranged) = (faults.clone(), broken.clone(), ranged.clone());
+                    let (faults, broken, ranged, requests) = (
+                        faults.clone(),
+                        broken.clone(),
+                        ranged.clone(),
+                        requests.clone(),
+                    );
                     std::thread::spawn(move || {
-                        let _ = proxy_one(client, upstream, &faults, &broken, &ranged);
+                        let log = Logs {
+                            broken: &broken,
+                            ranged: &ranged,
+                            requests: &requests,
+                        };
+                        let _ = proxy_one(client, upstream, &faults, log);
                     });
                 }
             })
@@ -1219,6 +1237,7 @@ impl FlakyProxy {
             faults,
             broken,
             ranged,
+            requests,
             thread: Some(thread),
         }
     }
@@ -1237,6 +1256,10 @@ impl FlakyProxy {
     fn ranged(&self) -> Vec<String> {
         self.ranged.lock().unwrap().clone()
     }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
 }
 
 impl Drop for FlakyProxy {
@@ -1252,13 +1275,14 @@ impl Drop for FlakyProxy {
 /// (method, path fragment, fault, how many more times).
 type Faults = Mutex<Vec<(String, String, Fault, usize)>>;
 
-fn proxy_one(
-    client: TcpStream,
-    upstream: u16,
-    faults: &Faults,
-    broken: &Mutex<Vec<String>>,
-    ranged: &Mutex<Vec<String>>,
-) -> std::io::Result<()> {
+/// What a proxy records of the requests it passes on.
+struct Logs<'a> {
+    broken: &'a Mutex<Vec<String>>,
+    ranged: &'a Mutex<Vec<String>>,
+    requests: &'a Mutex<Vec<String>>,
+}
+
+fn proxy_one(client: TcpStream, upstream: u16, faults: &Faults, log: Logs) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut head = Vec::new();
     let mut content_length = 0usize;
@@ -1288,12 +1312,16 @@ fn proxy_one(
     reader.read_exact(&mut body)?;
     let mut parts = request_line.split(' ');
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    log.requests
+        .lock()
+        .unwrap()
+        .push(format!("{method} {path}"));
     if let Some(range) = String::from_utf8_lossy(&head).lines().find_map(|l| {
         l.to_ascii_lowercase()
             .strip_prefix("range:")
             .map(|v| v.trim().to_string())
     }) {
-        ranged.lock().unwrap().push(format!("{path} {range}"));
+        log.ranged.lock().unwrap().push(format!("{path} {range}"));
     }
     let fault = {
         let mut f = faults.lock().unwrap();
@@ -1306,7 +1334,7 @@ fn proxy_one(
     };
     let mut client = client;
     if let Some(fault) = fault {
-        broken.lock().unwrap().push(format!("{method} {path}"));
+        log.broken.lock().unwrap().push(format!("{method} {path}"));
         if let Fault::Status(code) = fault {
             write!(
                 client,
@@ -1530,6 +1558,190 @@ fn a_killed_pull_resumes_where_it_stopped() {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// The names of the files in a root's blob directory.
+fn blob_names(t: &TestContext) -> Vec<String> {
+    std::fs::read_dir(t.root().join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// A pulled layer is kept as the compressed blob it came in, not as a
+/// second, uncompressed copy; run, save, load and push all read it from
+/// there, whether it is gzip or zstd.
+#[test]
+fn pulled_layers_stay_compressed() {
+    require!("docker-registry", "skopeo");
+    let reg = Registry::start(Auth::None);
+    let host = reg.host();
+    let t = ctx();
+    let u = User::new(&t);
+    let base = format!("{host}/keep/base:v1");
+    let app = format!("{host}/keep/app:v1");
+    t.import_busybox(&base);
+    derive(&u, &base, &app);
+    u.run(["push", &app]).ok();
+    let zstd = format!("{host}/keep/zstd:v1");
+    berth_test::sh(&format!(
+        "skopeo copy --format oci --dest-compress-format zstd \
+         --src-tls-verify=false --dest-tls-verify=false docker://{app} docker://{zstd}"
+    ));
+    let m = skopeo_inspect(&host, "keep/zstd:v1", false);
+    let layers: Vec<String> = m["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    let manifest = http(
+        reg.port,
+        "GET",
+        "/v2/keep/zstd/manifests/v1",
+        &[("Accept", "application/vnd.oci.image.manifest.v1+json")],
+        b"",
+    )
+    .unwrap();
+    let manifest = json(&String::from_utf8(manifest.body).unwrap());
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+
+    let t2 = ctx();
+    let u2 = User::new(&t2);
+    u2.run(["pull", &zstd]).ok();
+    let blobs = blob_names(&t2);
+    for l in &layers {
+        assert!(blobs.contains(&l[7..].to_string()), "{l} kept: {blobs:?}");
+    }
+    let diffs = diff_ids(&u2, &zstd);
+    assert_eq!(diffs, diff_ids(&u, &app));
+    for d in &diffs {
+        assert!(!blobs.contains(&d[7..].to_string()), "no tar for {d}");
+    }
+    assert_eq!(
+        u2.run(["run", "--rm", &zstd, "cat", "/second.txt"])
+            .ok()
+            .stdout,
+        "second\n"
+    );
+    t2.run(["system", "check", "--deep"]).ok();
+
+    // save reads the tars out of the zstd blobs; another root loads and runs it.
+    let archive = t2.work().join("zstd.tar");
+    u2.run(["save", "-o", archive.to_str().unwrap(), &zstd])
+        .ok();
+    let t3 = ctx();
+    t3.run(["load", "-i", archive.to_str().unwrap()]).ok();
+    assert_eq!(
+        t3.run(["run", "--rm", &zstd, "cat", "/second.txt"])
+            .ok()
+            .stdout,
+        "second\n"
+    );
+
+    // push gzips from the zstd blobs (schema 2 carries gzip only).
+    let again = format!("{host}/keep/again:v1");
+    u2.run(["tag", &zstd, &again]).ok();
+    let r = u2.run(["push", &again]).ok();
+    let (digest, _) = pushed_digest(&r.stdout);
+    assert_eq!(
+        skopeo_inspect(&host, "keep/again:v1", false)["Digest"],
+        digest.as_str()
+    );
+    let t4 = ctx();
+    let u4 = User::new(&t4);
+    u4.run(["pull", &again]).ok();
+    assert_eq!(
+        u4.run(["run", "--rm", &again, "cat", "/second.txt"])
+            .ok()
+            .stdout,
+        "second\n"
+    );
+}
+
+/// A manifest may list one blob twice (a layer that undoes nothing, made
+/// twice); the pull downloads it once and the image has both layers.
+#[test]
+fn a_layer_listed_twice_is_downloaded_once() {
+    require!("docker-registry", "skopeo");
+    let reg = Registry::start(Auth::None);
+    let host = reg.host();
+    let t = ctx();
+    let u = User::new(&t);
+    let one = format!("{host}/dup/one:v1");
+    t.import_busybox(&one);
+    u.run(["push", &one]).ok();
+
+    // An OCI layout of the image, rewritten to list its layer twice.
+    let dir = t.work().join("layout");
+    berth_test::sh(&format!(
+        "skopeo copy --src-tls-verify=false docker://{one} oci:{}",
+        dir.display()
+    ));
+    let blob = |d: &str| dir.join("blobs/sha256").join(&d[7..]);
+    let write_blob = |data: &[u8]| {
+        let d = format!("sha256:{}", sha256_hex(data));
+        std::fs::write(blob(&d), data).unwrap();
+        (d, data.len())
+    };
+    let mut index = json(&std::fs::read_to_string(dir.join("index.json")).unwrap());
+    let mdigest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut manifest = json(&std::fs::read_to_string(blob(&mdigest)).unwrap());
+    let cdigest = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let mut config = json(&std::fs::read_to_string(blob(&cdigest)).unwrap());
+    let layer = manifest["layers"][0].clone();
+    assert_eq!(
+        layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+        "the compressed path is the one under test"
+    );
+    manifest["layers"] = serde_json::json!([layer, layer]);
+    let diff = config["rootfs"]["diff_ids"][0].clone();
+    config["rootfs"]["diff_ids"] = serde_json::json!([diff, diff]);
+    if let Some(h) = config["history"].as_array().cloned() {
+        let mut twice = h.clone();
+        twice.extend(h);
+        config["history"] = serde_json::Value::Array(twice);
+    }
+    let (cd, cs) = write_blob(config.to_string().as_bytes());
+    manifest["config"]["digest"] = cd.into();
+    manifest["config"]["size"] = cs.into();
+    let (md, ms) = write_blob(manifest.to_string().as_bytes());
+    index["manifests"][0]["digest"] = md.into();
+    index["manifests"][0]["size"] = ms.into();
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+
+    let twice = format!("{host}/dup/twice:v1");
+    berth_test::sh(&format!(
+        "skopeo copy --dest-tls-verify=false oci:{} docker://{twice}",
+        dir.display()
+    ));
+    let proxy = FlakyProxy::start(reg.port);
+    let through = format!("127.0.0.1:{}/dup/twice:v1", proxy.port);
+    let t2 = ctx();
+    let u2 = User::new(&t2);
+    let r = u2.run(["pull", &through]).ok();
+    assert!(r.stdout.contains("Status: Downloaded newer image"), "{r}");
+    let want = format!(
+        "GET /v2/dup/twice/blobs/{}",
+        layer["digest"].as_str().unwrap()
+    );
+    let gets = proxy.requests().iter().filter(|r| **r == want).count();
+    assert_eq!(gets, 1, "{:?}", proxy.requests());
+    assert_eq!(diff_ids(&u2, &through), vec![diff.as_str().unwrap(); 2]);
+    u2.run(["run", "--rm", &through, "true"]).ok();
+    t2.run(["system", "check", "--deep"]).ok();
+    let left: Vec<String> = blob_names(&t2)
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }

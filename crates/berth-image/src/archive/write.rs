@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::{INDEX_JSON, MANIFEST_JSON, OCI_LAYOUT, OCI_LAYOUT_CONTENT};
 use crate::error::{Error, Result};
+use crate::LayerSource;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArchiveFormat {
@@ -18,7 +19,7 @@ pub enum ArchiveFormat {
 
 pub struct ExportLayer {
     pub diff_id: Digest,
-    pub path: PathBuf,
+    pub source: LayerSource,
     pub size: u64,
 }
 
@@ -45,7 +46,7 @@ pub fn write_archive<W: Write>(out: W, images: &[ExportImage], format: ArchiveFo
     for img in images {
         for layer in &img.layers {
             if written.insert(layer.diff_id.clone()) {
-                let mut f = File::open(&layer.path).at("cannot open layer", &layer.path)?;
+                let mut f = layer.source.open(&layer.diff_id)?;
                 file_entry(&mut tar, &blob_path(&layer.diff_id), layer.size, &mut f)?;
             }
         }
