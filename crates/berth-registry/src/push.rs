@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use berth_fs::{AtomicFile, HashingWriter};
@@ -61,8 +62,6 @@ struct LayerPlan {
 
 struct LayerDone {
     descriptor: Descriptor,
-    /// A compressed form made by this push, to remember.
-    new_blob: Option<LayerBlob>,
 }
 
 /// Pushes `image` to `target` (which names a tag).
@@ -103,20 +102,31 @@ pub fn push(
     }
     let blobs_dir = store.layout().blobs_dir();
     let cancel = AtomicBool::new(false);
+    let compressed = Mutex::new(Vec::new());
     let done = parallel(plans, CONCURRENT_UPLOADS, &cancel, |plan| {
-        push_layer(client, repo, &scope, plan, &blobs_dir, progress)
-    })?;
+        push_layer(
+            client,
+            repo,
+            &scope,
+            plan,
+            &blobs_dir,
+            &compressed,
+            progress,
+        )
+    });
+    // Blobs compressed for this push are remembered even when it failed, so
+    // the next try uploads them as they are.
+    for b in compressed.into_inner().expect("compressed lock") {
+        store.record_layer_blob(&b)?;
+    }
+    let done = done?;
     for (d, l) in done.iter().zip(&image.layers) {
-        if let Some(b) = &d.new_blob {
-            store.record_layer_blob(b)?;
-        } else {
-            store.record_layer_blob(&LayerBlob {
-                diff_id: l.diff_id.clone(),
-                digest: d.descriptor.digest.clone(),
-                size: d.descriptor.size,
-                media_type: media_types::DOCKER_LAYER_GZIP.into(),
-            })?;
-        }
+        store.record_layer_blob(&LayerBlob {
+            diff_id: l.diff_id.clone(),
+            digest: d.descriptor.digest.clone(),
+            size: d.descriptor.size,
+            media_type: media_types::DOCKER_LAYER_GZIP.into(),
+        })?;
         store.record_blob_source(&d.descriptor.digest, registry, repo)?;
     }
 
@@ -172,6 +182,7 @@ fn push_layer(
     scope: &Scope,
     plan: LayerPlan,
     blobs_dir: &Path,
+    compressed: &Mutex<Vec<LayerBlob>>,
     progress: &dyn Progress,
 ) -> Result<LayerDone> {
     let id = plan.diff_id.short().to_string();
@@ -182,18 +193,15 @@ fn push_layer(
         urls: Vec::new(),
         platform: None,
     };
-    let finish = |descriptor: Descriptor, new_blob: Option<LayerBlob>, event| {
+    let finish = |descriptor: Descriptor, event| {
         progress.layer(&id, event);
-        Ok(LayerDone {
-            descriptor,
-            new_blob,
-        })
+        Ok(LayerDone { descriptor })
     };
 
     // 1. The repository already holds a form of this layer berth knows.
     for c in &plan.candidates {
         if client.blob_exists(repo, &c.digest, scope)?.is_some() {
-            return finish(gzip_desc(&c.digest, c.size), None, LayerEvent::Exists);
+            return finish(gzip_desc(&c.digest, c.size), LayerEvent::Exists);
         }
     }
     // 2. Another repository of this registry holds it: mount.
@@ -207,7 +215,6 @@ fn push_layer(
                     }
                     return finish(
                         gzip_desc(&c.digest, c.size),
-                        None,
                         LayerEvent::Mounted { from: from.clone() },
                     );
                 }
@@ -225,20 +232,20 @@ fn push_layer(
         let f = File::open(blobs_dir.join(c.digest.hex())).ok()?;
         (f.metadata().ok()?.len() == c.size).then(|| (f, c.digest.clone(), c.size))
     });
-    let (file, digest, size, new_blob) = match kept {
-        Some((f, d, s)) => (f, d, s, None),
+    let (file, digest, size) = match kept {
+        Some(k) => k,
         None => {
             let Some(source) = &plan.source else {
                 return Err(Error::MissingLayer(plan.diff_id.clone()));
             };
             progress.layer(&id, LayerEvent::Compressing);
             let (f, d, s) = compress_layer(source, &plan.diff_id, blobs_dir)?;
-            let blob = LayerBlob {
+            compressed.lock().expect("compressed lock").push(LayerBlob {
                 diff_id: plan.diff_id.clone(),
                 digest: d.clone(),
                 size: s,
                 media_type: media_types::DOCKER_LAYER_GZIP.into(),
-            };
+            });
             // Compression is deterministic, so another berth (or this one,
             // before its records were lost) may have pushed these very bytes.
             if !plan.candidates.iter().any(|c| c.digest == d)
@@ -247,9 +254,9 @@ fn push_layer(
                 if let Some(s) = session.take() {
                     cancel_upload(client, scope, &s);
                 }
-                return finish(gzip_desc(&d, s), Some(blob), LayerEvent::Exists);
+                return finish(gzip_desc(&d, s), LayerEvent::Exists);
             }
-            (f, d, s, Some(blob))
+            (f, d, s)
         }
     };
     let mut attempt = 0;
@@ -287,7 +294,7 @@ fn push_layer(
             Err(e) => return Err(e),
         }
     }
-    finish(gzip_desc(&digest, size), new_blob, LayerEvent::Pushed)
+    finish(gzip_desc(&digest, size), LayerEvent::Pushed)
 }
 
 enum Mount {

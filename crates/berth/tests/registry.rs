@@ -1745,3 +1745,41 @@ fn a_layer_listed_twice_is_downloaded_once() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A push that fails after compressing a layer keeps what it compressed:
+/// the next push uploads that very file instead of gzipping again.
+#[test]
+fn a_failed_push_keeps_its_compressed_layers() {
+    require!("docker-registry");
+    use std::os::unix::fs::MetadataExt;
+    let reg = Registry::start(Auth::None);
+    let proxy = FlakyProxy::start(reg.port);
+    let host = format!("127.0.0.1:{}", proxy.port);
+    let t = ctx();
+    let u = User::new(&t);
+    let app = format!("{host}/again/app:v1");
+    t.import_busybox(&app);
+    let before = blob_names(&t);
+
+    proxy.fail("POST", "/blobs/uploads/", Fault::Status(400), 1);
+    let r = u.run(["push", &app]).fails(1);
+    assert!(r.stderr.contains("400"), "{r}");
+    let made: Vec<String> = blob_names(&t)
+        .into_iter()
+        .filter(|n| !before.contains(n))
+        .collect();
+    assert_eq!(made.len(), 1, "one gzip blob: {made:?}");
+    let inode = |n: &str| {
+        std::fs::metadata(t.root().join("blobs/sha256").join(n))
+            .unwrap()
+            .ino()
+    };
+    let first = inode(&made[0]);
+    t.run(["system", "check", "--deep"]).ok();
+
+    let r = u.run(["push", &app]).ok();
+    assert!(r.stdout.contains(": Pushed\n"), "{r}");
+    let m = registry_manifest(&reg, "again/app", "v1");
+    assert_eq!(m["layers"][0]["digest"], format!("sha256:{}", made[0]));
+    assert_eq!(inode(&made[0]), first, "the same file, not a new gzip");
+}
