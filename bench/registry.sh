@@ -10,9 +10,11 @@
 #   skopeo reads the same layer from `berth save --format oci` and compresses
 #   it too. Warm: both find the blob in the registry (berth by the digest it
 #   recorded, skopeo through its blob-info cache).
-# - pull: berth downloads, verifies and unpacks into its store; skopeo copies
-#   to an OCI layout directory (download and verify, no unpacking), so berth
-#   does strictly more work there.
+# - pull: berth downloads, verifies, keeps the compressed blob and unpacks
+#   it into its store. skopeo is measured twice: to an OCI layout directory
+#   (download and verify, no unpacking: less work than berth) and into
+#   containers-storage, as `podman pull` does (download, verify, unpack: the
+#   same work).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -40,7 +42,14 @@ http:
 EOF
 docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 registry_pid=$!
-trap 'kill $registry_pid 2>/dev/null || true; wait $registry_pid 2>/dev/null || true; rm -rf "$work"' EXIT
+cleanup() {
+    kill "$registry_pid" 2>/dev/null || true
+    wait "$registry_pid" 2>/dev/null || true
+    # containers-storage leaves its overlay mounts behind.
+    grep -o " $work/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
 for _ in $(seq 1 100); do
     curl -fs "http://$host/v2/" >/dev/null 2>&1 && break
     sleep 0.1
@@ -65,7 +74,9 @@ fresh_push_root="rm -rf $work/push-root && cp -a $work/pristine $work/push-root"
 # between: ext4 slows the creation of inodes right after many were deleted
 # (its recently-deleted check), which would charge the unpacking side for
 # the previous run's cleanup.
-fresh_pull_root="echo $work/cold-\$(date +%s%N) >$work/cold.path"
+# Each run also starts with the page cache dropped: what a previous run left
+# there (or freed) otherwise decides how fast this run's writes are.
+fresh_pull_root="echo $work/cold-\$(date +%s%N) >$work/cold.path; sync; echo 3 >/proc/sys/vm/drop_caches"
 cold_root="\$(cat $work/cold.path)"
 
 
@@ -95,6 +106,8 @@ echo "== pull, cold (nothing local)"
 bench "berth pull" "$fresh_pull_root" "$berth --root $cold_root/berth pull -q $image"
 bench "skopeo copy docker:// -> oci: (no unpack)" "$fresh_pull_root" \
     "skopeo copy -q --src-tls-verify=false docker://$image oci:$cold_root-skopeo:v1"
+bench "skopeo copy docker:// -> containers-storage: (unpacks)" "$fresh_pull_root" \
+    "skopeo copy -q --src-tls-verify=false docker://$image containers-storage:[overlay@$cold_root-cs/root+$cold_root-cs/run]$image"
 
 echo "== pull, warm (everything local)"
 "$berth" --root "$work/pull-root" pull -q "$image" >/dev/null 2>&1 || true
@@ -108,7 +121,7 @@ if docker info >/dev/null 2>&1; then
     docker load -q -i <("$berth" --root "$work/pristine" save "$image") >/dev/null
     bench "docker push, cold" "$reset_registry" "docker push -q $image"
     bench "docker push, warm" "true" "docker push -q $image"
-    bench "docker pull, cold" "docker rmi -f $image" "docker pull -q $image"
+    bench "docker pull, cold" "docker rmi -f $image; sync; echo 3 >/proc/sys/vm/drop_caches" "docker pull -q $image"
 else
     echo "(no Docker engine answers: docker push/pull not measured)"
 fi
