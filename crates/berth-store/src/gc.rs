@@ -134,7 +134,7 @@ impl Store {
         Ok(report)
     }
 
-    fn column<C: FromIterator<String>>(&self, sql: &str) -> Result<C> {
+    pub(crate) fn column<C: FromIterator<String>>(&self, sql: &str) -> Result<C> {
         let mut stmt = self.db.prepare(sql)?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<rusqlite::Result<C>>()?)

@@ -56,6 +56,14 @@ pub struct CommitOutcome {
     pub moved: Vec<(Reference, Digest)>,
 }
 
+/// What `image prune` did: `rmi`'s events for every image, and the bytes
+/// freed on disk.
+#[derive(Debug, Default)]
+pub struct ImagePruneReport {
+    pub events: Vec<RemoveEvent>,
+    pub bytes: u64,
+}
+
 /// What `rmi` did, in Docker's order and wording.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoveEvent {
@@ -588,6 +596,51 @@ impl Store {
         events.extend(report.layers.into_iter().rev().map(RemoveEvent::Deleted));
         self.write_oci_index()?;
         Ok(events)
+    }
+
+    /// `image prune`: removes the images no container uses, only the
+    /// untagged ones unless `all`, and of those the ones `chosen` accepts;
+    /// then frees what they alone held. One transaction, so a killed prune
+    /// leaves every image whole or gone.
+    pub fn prune_images(
+        &mut self,
+        all: bool,
+        chosen: &dyn Fn(&ImageRecord) -> bool,
+    ) -> Result<ImagePruneReport> {
+        let _lock = self.lock()?;
+        let used: std::collections::HashSet<String> =
+            self.column("SELECT DISTINCT image_id FROM containers")?;
+        let victims: Vec<ImageRecord> = self
+            .images()?
+            .into_iter()
+            .filter(|i| !used.contains(i.id.as_str()))
+            .filter(|i| all || i.tags.is_empty())
+            .filter(|i| chosen(i))
+            .collect();
+        let mut report = ImagePruneReport::default();
+        if victims.is_empty() {
+            return Ok(report);
+        }
+        let tx = self
+            .db
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for img in &victims {
+            for r in img.tags.iter().chain(&img.digests) {
+                tx.execute("DELETE FROM tags WHERE name = ?1", [r.to_string()])?;
+                tx.execute("DELETE FROM repo_digests WHERE name = ?1", [r.to_string()])?;
+                report.events.push(RemoveEvent::Untagged(r.clone()));
+            }
+            tx.execute("DELETE FROM images WHERE id = ?1", [img.id.as_str()])?;
+            report.events.push(RemoveEvent::Deleted(img.id.clone()));
+        }
+        tx.commit()?;
+        let gc = self.gc_locked()?;
+        report
+            .events
+            .extend(gc.layers.into_iter().rev().map(RemoveEvent::Deleted));
+        report.bytes = gc.bytes;
+        self.write_oci_index()?;
+        Ok(report)
     }
 
     /// Counts for `system info`.

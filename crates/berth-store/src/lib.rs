@@ -41,7 +41,9 @@ pub use containers::{ContainerRecord, ContainerStatus};
 pub use distribution::LayerBlob;
 pub use error::{Error, Result};
 pub use gc::GcReport;
-pub use images::{CommitOutcome, ImageRecord, LayerRecord, NewImage, RemoveEvent};
+pub use images::{
+    CommitOutcome, ImagePruneReport, ImageRecord, LayerRecord, NewImage, RemoveEvent,
+};
 pub use layout::{default_root, Layout};
 pub use networks::{parse_subnet, Endpoint, NetworkRecord};
 pub use staging::Staging;

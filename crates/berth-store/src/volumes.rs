@@ -124,6 +124,12 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The bytes in a volume's data directory (`system df`). A bind or tmpfs
+    /// driver volume that is mounted is measured as what it shows.
+    pub fn volume_size(&self, name: &str) -> u64 {
+        dir_size(&self.layout.volume_data(name))
+    }
+
     /// Removes a volume and its data; refused while any container uses it.
     /// Returns the bytes freed.
     pub fn remove_volume(&mut self, name: &str) -> Result<u64> {

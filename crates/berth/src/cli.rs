@@ -574,6 +574,21 @@ pub enum ImageCommand {
     Push(PushArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Remove unused images
+    Prune(ImagePruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagePruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>", "label=<key>=<value>")
+    #[arg(long, value_name = "filter")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -582,6 +597,36 @@ pub enum SystemCommand {
     Info(InfoArgs),
     /// Verify that the store's metadata and files agree
     Check(CheckArgs),
+    /// Show disk usage
+    Df(DfArgs),
+    /// Remove unused data
+    Prune(SystemPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Show detailed information on space usage
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json' or a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images not just dangling ones, and all build cache
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Prune anonymous volumes
+    #[arg(long)]
+    pub volumes: bool,
+    /// Provide filter values (e.g. "label=<key>=<value>", "until=<timestamp>")
+    #[arg(long, value_name = "filter")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -1000,6 +1045,9 @@ pub struct NetworkPruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>", "label=<key>=<value>")
+    #[arg(long, value_name = "filter")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -61,6 +61,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             commands::system::info(&ctx, a)
         }
         Command::System(SystemCommand::Check(a)) => commands::system::check(&ctx, a),
+        Command::System(SystemCommand::Df(a)) => commands::df::run(&ctx, a),
+        Command::System(SystemCommand::Prune(a)) => commands::prune::system(&ctx, a),
+        Command::Image(ImageCommand::Prune(a)) => commands::image_prune::run(&ctx, a),
         Command::Version => commands::system::version(),
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {
             commands::container::create::run(&ctx, a)

@@ -3,13 +3,16 @@
 
 pub mod build;
 pub mod container;
+pub mod df;
 pub mod history;
+pub mod image_prune;
 pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod lint;
 pub mod load;
 pub mod network;
+pub mod prune;
 pub mod registry;
 pub mod rmi;
 pub mod save;

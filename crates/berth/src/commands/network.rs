@@ -336,28 +336,46 @@ pub fn disconnect(ctx: &Context, a: NetworkDisconnectArgs) -> Result<(), CliErro
 }
 
 pub fn prune(ctx: &Context, a: NetworkPruneArgs) -> Result<(), CliError> {
-    if !super::volume::confirm(
+    let filters = super::prune::Filters::parse(&a.filter)?;
+    if !super::prune::confirm(
         "This will remove all custom networks not used by at least one container.",
         a.force,
     )? {
         return Ok(());
     }
-    let mut store = ctx.store()?;
-    let mut removed = Vec::new();
-    for n in store.networks()? {
-        if n.name == DEFAULT_BRIDGE || !store.network_endpoints(&n.id)?.is_empty() {
-            continue;
-        }
-        store.delete_network(&n.id)?;
-        berth_runtime::network::remove(&store.layout().network(&n.id));
-        removed.push(n.name);
-    }
+    let p = prune_networks(&mut ctx.store()?, &filters)?;
+    // Docker reports no space for networks.
     let mut out = output::stdout();
-    if !removed.is_empty() {
-        writeln!(out, "Deleted Networks:")?;
-        for n in removed {
+    if !p.section.lines.is_empty() {
+        writeln!(out, "{}:", p.section.heading)?;
+        for n in &p.section.lines {
             writeln!(out, "{n}")?;
         }
     }
     Ok(())
+}
+
+/// Removes the user networks no container is connected to that `filters`
+/// accept.
+pub fn prune_networks(
+    store: &mut Store,
+    filters: &super::prune::Filters,
+) -> Result<super::prune::Pruned, CliError> {
+    let mut p = super::prune::Pruned::new("Deleted Networks");
+    for n in store.networks()? {
+        let created = chrono::DateTime::parse_from_rfc3339(&n.created)
+            .map(|t| t.timestamp())
+            .unwrap_or(0);
+        if n.name == DEFAULT_BRIDGE
+            || !filters.matches_time(created)
+            || !filters.matches_labels(&n.labels)
+            || !store.network_endpoints(&n.id)?.is_empty()
+        {
+            continue;
+        }
+        store.delete_network(&n.id)?;
+        berth_runtime::network::remove(&store.layout().network(&n.id));
+        p.section.lines.push(n.name);
+    }
+    Ok(p)
 }

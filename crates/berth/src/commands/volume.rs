@@ -1,9 +1,9 @@
 //! `berth volume create|ls|inspect|rm|prune`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 
-use berth_store::VolumeRecord;
+use berth_store::{Store, VolumeRecord};
 use serde_json::{json, Value};
 
 use super::container::mounts::valid_volume_name;
@@ -12,7 +12,7 @@ use crate::cli::{
     VolumeCreateArgs, VolumeInspectArgs, VolumeLsArgs, VolumePruneArgs, VolumeRmArgs,
 };
 use crate::error::CliError;
-use crate::output::{self, render_rows, units};
+use crate::output::{self, render_rows};
 
 const DEFAULT_TABLE: &str = "table {{.Driver}}\t{{.Name}}";
 const HEADERS: &[(&str, &str)] = &[
@@ -171,34 +171,13 @@ pub fn rm(ctx: &Context, a: VolumeRmArgs) -> Result<(), CliError> {
     })
 }
 
-/// Asks Docker's question unless `-f`; refuses without a terminal to ask on.
-pub fn confirm(warning: &str, force: bool) -> Result<bool, CliError> {
-    if force {
-        return Ok(true);
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::new(format!(
-            "{warning} Not asking without a terminal: add -f to confirm."
-        )));
-    }
-    let mut err = std::io::stderr();
-    write!(
-        err,
-        "WARNING! {warning}\nAre you sure you want to continue? [y/N] "
-    )?;
-    err.flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
-}
-
 pub fn prune(ctx: &Context, a: VolumePruneArgs) -> Result<(), CliError> {
     let warning = if a.all {
         "This will remove all local volumes not used by at least one container."
     } else {
         "This will remove anonymous local volumes not used by at least one container."
     };
-    if !confirm(warning, a.force)? {
+    if !super::prune::confirm(warning, a.force)? {
         return Ok(());
     }
     let filters = parse_filters(&a.filter, &["label", "all"])?;
@@ -206,38 +185,40 @@ pub fn prune(ctx: &Context, a: VolumePruneArgs) -> Result<(), CliError> {
         || filters
             .iter()
             .any(|&(k, v)| k == "all" && (v == "true" || v == "1"));
-    let mut store = ctx.store()?;
-    let mut removed = Vec::new();
-    let mut bytes = 0;
+    let labels: Vec<&str> = filters
+        .iter()
+        .filter(|(k, _)| *k == "label")
+        .map(|&(_, v)| v)
+        .collect();
+    let p = prune_volumes(&mut ctx.store()?, all, &labels)?;
+    super::prune::report(std::slice::from_ref(&p.section), p.bytes)
+}
+
+/// Removes the volumes no container uses: anonymous ones, or all with
+/// `all`; each `label` (`key` or `key=value`) must match.
+pub fn prune_volumes(
+    store: &mut Store,
+    all: bool,
+    labels: &[&str],
+) -> Result<super::prune::Pruned, CliError> {
+    let mut p = super::prune::Pruned::new("Deleted Volumes");
     for v in store.volumes()? {
-        let label_ok = filters
-            .iter()
-            .filter(|(k, _)| *k == "label")
-            .all(|&(_, val)| match val.split_once('=') {
-                Some((lk, lv)) => v.labels.get(lk).is_some_and(|x| x == lv),
-                None => v.labels.contains_key(val),
-            });
+        let label_ok = labels.iter().all(|val| match val.split_once('=') {
+            Some((lk, lv)) => v.labels.get(lk).is_some_and(|x| x == lv),
+            None => v.labels.contains_key(*val),
+        });
         if !v.used_by.is_empty() || !(all || v.anonymous) || !label_ok {
             continue;
         }
         match store.remove_volume(&v.name) {
             Ok(n) => {
-                bytes += n;
-                removed.push(v.name);
+                p.bytes += n;
+                p.section.lines.push(v.name);
             }
             // Taken into use meanwhile: not garbage after all.
             Err(berth_store::Error::VolumeInUse { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }
-    let mut out = output::stdout();
-    if !removed.is_empty() {
-        writeln!(out, "Deleted Volumes:")?;
-        for n in &removed {
-            writeln!(out, "{n}")?;
-        }
-        writeln!(out)?;
-    }
-    writeln!(out, "Total reclaimed space: {}", units::human_size(bytes))?;
-    Ok(())
+    Ok(p)
 }
