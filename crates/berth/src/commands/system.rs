@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use berth_store::ContainerStatus;
 use serde_json::json;
 
 use super::Context;
@@ -27,14 +28,22 @@ fn storage_driver() -> &'static str {
 }
 
 pub fn info(ctx: &Context, a: InfoArgs) -> Result<(), CliError> {
-    let store = ctx.store()?;
+    let mut store = ctx.store()?;
     let counts = store.counts()?;
+    let (mut running, mut paused, mut stopped) = (0, 0, 0);
+    for c in store.containers()? {
+        match super::container::settle(&mut store, c)?.status {
+            ContainerStatus::Paused => paused += 1,
+            ContainerStatus::Running => running += 1,
+            _ => stopped += 1,
+        }
+    }
     let uname = rustix::system::uname();
     let info = json!({
-        "Containers": 0,
-        "ContainersRunning": 0,
-        "ContainersPaused": 0,
-        "ContainersStopped": 0,
+        "Containers": running + paused + stopped,
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": stopped,
         "Images": counts["images"],
         "Layers": counts["layers"],
         "Driver": storage_driver(),
