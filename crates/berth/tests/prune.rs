@@ -175,6 +175,24 @@ fn system_df_shows_use_and_what_can_go() {
             .any(|l| l.starts_with("data ") && l.ends_with(" 6B")),
         "{r}"
     );
+    // ps -s measures the same writable layers.
+    let r = t.run(["ps", "-a", "-s", "--filter", "name=done"]).ok();
+    assert!(r.stdout.lines().next().unwrap().ends_with("SIZE"), "{r}");
+    assert!(
+        r.stdout.contains(&format!(" 8B (virtual {image_size})")),
+        "{r}"
+    );
+    let r = t
+        .run([
+            "ps",
+            "-a",
+            "--filter",
+            "name=done",
+            "--format",
+            "{{.LocalVolumes}} {{.Mounts}}",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "1 data\n");
     let info = json(&t.run(["info", "--format", "json"]).ok().stdout);
     assert_eq!(info["Containers"], 2);
     assert_eq!(info["ContainersRunning"], 1);

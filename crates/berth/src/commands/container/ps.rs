@@ -11,6 +11,7 @@ use crate::output::{self, render_rows, units};
 
 const DEFAULT_TABLE: &str =
     "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+const SIZE_TABLE: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}";
 const HEADERS: &[(&str, &str)] = &[
     ("ID", "CONTAINER ID"),
     ("Image", "IMAGE"),
@@ -47,6 +48,16 @@ pub fn run(ctx: &Context, a: PsArgs) -> Result<(), CliError> {
     if let Some(n) = limit {
         containers.truncate(n);
     }
+    let with_size = a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size"));
+    let images: std::collections::HashMap<String, u64> = if with_size {
+        store
+            .images()?
+            .into_iter()
+            .map(|i| (i.id.to_string(), i.size()))
+            .collect()
+    } else {
+        Default::default()
+    };
     for c in containers {
         if !all && !c.status.is_active() {
             continue;
@@ -87,14 +98,33 @@ pub fn run(ctx: &Context, a: PsArgs) -> Result<(), CliError> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(",");
+        let volumes = store.container_volumes(&c.id)?;
+        // Measuring walks the writable layer: only when asked, as in Docker.
+        let size = if with_size {
+            let rw = super::prune::upper_size(
+                &berth_runtime::rootfs::RootPaths::new(&store.layout().container(&c.id)).upper,
+            );
+            let image = images.get(c.image_id.as_str()).copied().unwrap_or(0);
+            format!(
+                "{} (virtual {})",
+                units::human_size(rw),
+                units::human_size(rw + image)
+            )
+        } else {
+            "0B".to_string()
+        };
         rows.push(json!({
             "Command": format!("\"{command}\""),
             "CreatedAt": created.map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string()).unwrap_or_default(),
             "ID": if a.no_trunc { c.id.clone() } else { c.id[..12].to_string() },
             "Image": c.image,
             "Labels": labels,
-            "LocalVolumes": "0",
-            "Mounts": "",
+            "LocalVolumes": volumes.len().to_string(),
+            "Mounts": volumes
+                .iter()
+                .map(|(v, _)| if a.no_trunc { v.clone() } else { output::ellipsis(v, 15) })
+                .collect::<Vec<_>>()
+                .join(","),
             "Names": c.name,
             "Networks": cfg.host_config.network_mode,
             "Ports": if c.status.is_active() {
@@ -107,7 +137,7 @@ pub fn run(ctx: &Context, a: PsArgs) -> Result<(), CliError> {
                 String::new()
             },
             "RunningFor": units::since(created_unix),
-            "Size": "0B",
+            "Size": size,
             "State": c.status.as_str(),
             "Status": status_text(&c),
         }));
@@ -117,7 +147,8 @@ pub fn run(ctx: &Context, a: PsArgs) -> Result<(), CliError> {
     } else {
         a.format.as_deref()
     };
-    render_rows(&mut output::stdout(), format, DEFAULT_TABLE, &rows, HEADERS)
+    let table = if a.size { SIZE_TABLE } else { DEFAULT_TABLE };
+    render_rows(&mut output::stdout(), format, table, &rows, HEADERS)
 }
 
 /// `berth port CONTAINER [PORT[/PROTO]]`.
