@@ -339,3 +339,71 @@ fn save_errors() {
     let r = t.run(["load", "-i", "missing.tar"]).fails(1);
     assert!(r.stderr.contains("missing.tar"), "{r}");
 }
+
+/// An archive with gzip layers (skopeo compresses what it writes to an
+/// OCI archive) loads without a second, uncompressed copy of each layer;
+/// the image runs, checks and saves again with the same ID.
+#[test]
+fn compressed_layers_are_kept_as_they_came() {
+    if !berth_test::require_tool("skopeo") {
+        return;
+    }
+    let t = ctx();
+    let id = t.import_busybox("bb:1");
+    let plain = t.work().join("plain.tar");
+    t.run([
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        plain.to_str().unwrap(),
+        "bb:1",
+    ])
+    .ok();
+    let gz = t.work().join("gz.tar");
+    berth_test::sh(&format!(
+        "skopeo copy -q oci-archive:{} oci-archive:{}:bb:1",
+        plain.display(),
+        gz.display()
+    ));
+
+    let b = ctx();
+    b.run(["load", "-i", gz.to_str().unwrap()]).ok();
+    let blobs: Vec<String> = fs::read_dir(b.root().join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let diff_id = json(&b.run(["inspect", &id]).ok().stdout)[0]["RootFS"]["Layers"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!blobs.contains(&diff_id[7..].to_string()), "{blobs:?}");
+    let gz_layers: Vec<&String> = blobs
+        .iter()
+        .filter(|n| {
+            let mut head = [0u8; 2];
+            fs::File::open(b.root().join("blobs/sha256").join(n))
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+                .is_ok()
+                && head == [0x1f, 0x8b]
+        })
+        .collect();
+    assert_eq!(gz_layers.len(), 1, "{blobs:?}");
+    let group = b.run(["run", "--rm", &id, "cat", "/etc/group"]).ok().stdout;
+    assert!(group.starts_with("root:x:0:\n"), "{group}");
+    b.run(["system", "check", "--deep"]).ok();
+
+    let again = b.work().join("again.tar");
+    b.run(["tag", &id, "bb:2"]).ok();
+    b.run(["save", "-o", again.to_str().unwrap(), "bb:2"]).ok();
+    let c = ctx();
+    c.run(["load", "-i", again.to_str().unwrap()]).ok();
+    assert_eq!(
+        c.run(["images", "-q", "--no-trunc", "bb:2"])
+            .ok()
+            .stdout
+            .trim(),
+        id
+    );
+}

@@ -4,8 +4,8 @@ use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 
 use berth_image::archive::{extract_archive, read_extracted};
-use berth_image::stage_layer;
-use berth_oci::{chain_id, ImageConfig};
+use berth_image::{stage_compressed_layer, stage_layer, KeptBlob, StagedLayer};
+use berth_oci::{chain_id, media_types, ImageConfig};
 use berth_store::NewImage;
 
 use super::Context;
@@ -57,14 +57,13 @@ pub fn run(ctx: &Context, a: LoadArgs) -> Result<(), CliError> {
                 layers.push(None);
                 continue;
             }
-            let f = File::open(path)
-                .map_err(|e| CliError::new(format!("open {}: {e}", path.display())))?;
             let layer_what = format!(
                 "layer {} ({}) of {what}",
                 i + 1,
                 path.file_name().unwrap_or_default().to_string_lossy()
             );
-            let staged = stage_layer(f, &staging.subdir(&format!("layer-{n}-{i}"))?, &layer_what)?;
+            let dir = staging.subdir(&format!("layer-{n}-{i}"))?;
+            let staged = stage_archive_layer(path, &dir, &layer_what)?;
             if let Some(want) = expected {
                 if *want != staged.input_digest {
                     return Err(CliError::new(format!(
@@ -99,4 +98,45 @@ pub fn run(ctx: &Context, a: LoadArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Stages one layer file of an extracted archive. A compressed one is kept
+/// as it is, in place of an uncompressed copy (as a pull keeps what the
+/// registry sent): the store then holds the layer's bytes once besides its
+/// tree, and a push of it has nothing to compress. The kept file is a hard
+/// link, so another image of the archive can still read the layer.
+fn stage_archive_layer(
+    path: &std::path::Path,
+    dir: &std::path::Path,
+    what: &str,
+) -> Result<StagedLayer, CliError> {
+    let open = |p: &std::path::Path| {
+        File::open(p).map_err(|e| CliError::new(format!("open {}: {e}", p.display())))
+    };
+    let mut head = [0u8; 4];
+    let n = open(path)?.read(&mut head).unwrap_or(0);
+    let media_type = match &head[..n] {
+        [0x1f, 0x8b, ..] => media_types::OCI_LAYER_GZIP,
+        [0x28, 0xb5, 0x2f, 0xfd] => media_types::OCI_LAYER_ZSTD,
+        _ => return Ok(stage_layer(open(path)?, dir, what)?),
+    };
+    let kept = dir.join("blob");
+    std::fs::hard_link(path, &kept)
+        .map_err(|e| CliError::new(format!("link {}: {e}", path.display())))?;
+    let file = open(&kept)?;
+    let mut staged = stage_compressed_layer(&file, dir, what)?;
+    // Extracted without a sync: it is about to be the layer's only copy.
+    file.sync_all()
+        .map_err(|e| CliError::new(format!("sync {}: {e}", kept.display())))?;
+    let size = file
+        .metadata()
+        .map_err(|e| CliError::new(format!("stat {}: {e}", kept.display())))?
+        .len();
+    staged.blob = Some(KeptBlob {
+        path: kept,
+        digest: staged.input_digest.clone(),
+        size,
+        media_type: media_type.to_string(),
+    });
+    Ok(staged)
 }
