@@ -615,6 +615,16 @@ fn derive(u: &User, base: &str, name: &str) {
     u.run(["rm", &c]).ok();
 }
 
+/// The image runs and holds what [`derive`] put in it.
+fn assert_second(u: &User, image: &str) {
+    assert_eq!(
+        u.run(["run", "--rm", image, "cat", "/second.txt"])
+            .ok()
+            .stdout,
+        "second\n"
+    );
+}
+
 // ------------------------------------------------------------------ tests
 
 /// The whole course flow with basic auth: a clear error for a wrong
@@ -736,12 +746,7 @@ fn basic_auth_push_pull_and_run() {
         r.stdout.contains(&format!("Digest: {second_digest}")),
         "{r}"
     );
-    assert_eq!(
-        u2.run(["run", "--rm", &second, "cat", "/second.txt"])
-            .ok()
-            .stdout,
-        "second\n"
-    );
+    assert_second(&u2, &second);
     let v = json(&u2.run(["inspect", &second]).ok().stdout);
     assert_eq!(
         v[0]["RepoDigests"],
@@ -815,12 +820,7 @@ fn token_auth_push_mount_and_pull() {
     };
     let r = u2.run(["pull", &other]).ok();
     assert!(r.stdout.contains("Pull complete"), "{r}");
-    assert_eq!(
-        u2.run(["run", "--rm", &other, "cat", "/second.txt"])
-            .ok()
-            .stdout,
-        "second\n"
-    );
+    assert_second(&u2, &other);
     // Without credentials the issuer refuses: a clear error, exit 1.
     let u3 = User::new(&t2);
     let e = u3.run(["pull", &app]).fails(1);
@@ -1047,12 +1047,7 @@ fn failed_pull_leaves_no_image() {
     std::fs::write(&path, &good).unwrap();
     let r = u2.run(["pull", &app]).ok();
     assert!(r.stdout.contains("Status: Downloaded newer image"), "{r}");
-    assert_eq!(
-        u2.run(["run", "--rm", &app, "cat", "/second.txt"])
-            .ok()
-            .stdout,
-        "second\n"
-    );
+    assert_second(&u2, &app);
 }
 
 /// `credsStore`: login stores through the helper (and warns of nothing),
@@ -1624,12 +1619,7 @@ fn pulled_layers_stay_compressed() {
     for d in &diffs {
         assert!(!blobs.contains(&d[7..].to_string()), "no tar for {d}");
     }
-    assert_eq!(
-        u2.run(["run", "--rm", &zstd, "cat", "/second.txt"])
-            .ok()
-            .stdout,
-        "second\n"
-    );
+    assert_second(&u2, &zstd);
     t2.run(["system", "check", "--deep"]).ok();
 
     // save reads the tars out of the zstd blobs; another root loads and runs it.
@@ -1637,13 +1627,9 @@ fn pulled_layers_stay_compressed() {
     u2.run(["save", "-o", archive.to_str().unwrap(), &zstd])
         .ok();
     let t3 = ctx();
-    t3.run(["load", "-i", archive.to_str().unwrap()]).ok();
-    assert_eq!(
-        t3.run(["run", "--rm", &zstd, "cat", "/second.txt"])
-            .ok()
-            .stdout,
-        "second\n"
-    );
+    let u3 = User::new(&t3);
+    u3.run(["load", "-i", archive.to_str().unwrap()]).ok();
+    assert_second(&u3, &zstd);
 
     // push gzips from the zstd blobs (schema 2 carries gzip only).
     let again = format!("{host}/keep/again:v1");
@@ -1657,12 +1643,7 @@ fn pulled_layers_stay_compressed() {
     let t4 = ctx();
     let u4 = User::new(&t4);
     u4.run(["pull", &again]).ok();
-    assert_eq!(
-        u4.run(["run", "--rm", &again, "cat", "/second.txt"])
-            .ok()
-            .stdout,
-        "second\n"
-    );
+    assert_second(&u4, &again);
 }
 
 /// A manifest may list one blob twice (a layer that undoes nothing, made

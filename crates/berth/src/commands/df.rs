@@ -137,13 +137,7 @@ pub fn run(ctx: &Context, a: DfArgs) -> Result<(), CliError> {
         let mut rows = Vec::new();
         for (c, size) in containers.iter().zip(&container_sizes) {
             let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
-            let command: Vec<String> = cfg
-                .entrypoint
-                .iter()
-                .flatten()
-                .chain(cfg.cmd.iter().flatten())
-                .cloned()
-                .collect();
+            let command = super::container::argv(&cfg);
             let created =
                 chrono::DateTime::parse_from_rfc3339(&c.created).map_or(0, |t| t.timestamp());
             rows.push(json!({

@@ -8,13 +8,7 @@ use serde_json::{json, Value};
 pub fn container_json(store: &Store, c: &ContainerRecord) -> Value {
     let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
     let dir = store.layout().container(&c.id);
-    let argv: Vec<String> = cfg
-        .entrypoint
-        .iter()
-        .flatten()
-        .chain(cfg.cmd.iter().flatten())
-        .cloned()
-        .collect();
+    let argv = super::argv(&cfg);
     let hc = &cfg.host_config;
     let lower: Vec<String> = store
         .resolve_image(&c.image_id)

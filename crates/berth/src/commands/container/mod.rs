@@ -82,6 +82,16 @@ pub fn wait_inactive(
 }
 
 /// Docker's STATUS column: "Up 5 seconds", "Exited (0) 3 minutes ago", …
+/// What the container runs: its entrypoint, then its command.
+pub fn argv(cfg: &berth_runtime::ContainerConfig) -> Vec<String> {
+    cfg.entrypoint
+        .iter()
+        .flatten()
+        .chain(cfg.cmd.iter().flatten())
+        .cloned()
+        .collect()
+}
+
 pub fn status_text(c: &ContainerRecord) -> String {
     let since = |t: &Option<String>| {
         t.as_deref()

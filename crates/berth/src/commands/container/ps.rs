@@ -77,13 +77,7 @@ pub fn run(ctx: &Context, a: PsArgs) -> Result<(), CliError> {
         if !keep {
             continue;
         }
-        let argv: Vec<String> = cfg
-            .entrypoint
-            .iter()
-            .flatten()
-            .chain(cfg.cmd.iter().flatten())
-            .cloned()
-            .collect();
+        let argv = super::argv(&cfg);
         let command = argv.join(" ");
         let command = if a.no_trunc {
             command
