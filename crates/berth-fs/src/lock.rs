@@ -20,6 +20,16 @@ impl FileLock {
         Self::take(path, FlockOperation::LockShared)
     }
 
+    /// The exclusive lock if nobody holds the file locked now; `None` if
+    /// somebody does.
+    pub fn try_exclusive(path: &Path) -> Result<Option<Self>> {
+        match Self::take(path, FlockOperation::NonBlockingLockExclusive) {
+            Ok(l) => Ok(Some(l)),
+            Err(e) if e.source.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn take(path: &Path, op: FlockOperation) -> Result<Self> {
         let file = OpenOptions::new()
             .create(true)

@@ -35,6 +35,8 @@ pub struct CacheRecord {
 pub struct CachePruneReport {
     pub records: Vec<CacheRecord>,
     pub bytes: u64,
+    /// A lease kept the layers on disk: they go with a later prune.
+    pub deferred: bool,
 }
 
 impl Store {
@@ -166,6 +168,7 @@ impl Store {
         Ok(CachePruneReport {
             records: victims,
             bytes: gc.bytes,
+            deferred: gc.deferred,
         })
     }
 }

@@ -2,7 +2,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 
-use berth_fs::ResultExt;
+use berth_fs::{FileLock, ResultExt};
 use berth_oci::Digest;
 use rusqlite::TransactionBehavior;
 
@@ -20,6 +20,8 @@ pub struct GcReport {
     pub blobs: usize,
     pub staging: usize,
     pub bytes: u64,
+    /// Nothing was collected: a lease was held ([`Store::lease`]).
+    pub deferred: bool,
 }
 
 impl Store {
@@ -32,6 +34,10 @@ impl Store {
 
     pub(crate) fn gc_locked(&mut self) -> Result<GcReport> {
         let mut report = GcReport::default();
+        let Some(_gc) = FileLock::try_exclusive(&self.layout.gc_lock())? else {
+            report.deferred = true;
+            return Ok(report);
+        };
 
         // Layer rows no image uses, deepest last so the report reads bottom-up.
         let tx = self

@@ -62,6 +62,8 @@ pub struct CommitOutcome {
 pub struct ImagePruneReport {
     pub events: Vec<RemoveEvent>,
     pub bytes: u64,
+    /// A lease kept the layers on disk: they go with a later prune.
+    pub deferred: bool,
 }
 
 /// What `rmi` did, in Docker's order and wording.
@@ -639,6 +641,7 @@ impl Store {
             .events
             .extend(gc.layers.into_iter().rev().map(RemoveEvent::Deleted));
         report.bytes = gc.bytes;
+        report.deferred = gc.deferred;
         self.write_oci_index()?;
         Ok(report)
     }

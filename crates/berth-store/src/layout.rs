@@ -67,6 +67,11 @@ impl Layout {
     pub fn lock(&self) -> PathBuf {
         self.root.join("lock")
     }
+    /// Held shared by every [`crate::Lease`], exclusively by a garbage
+    /// collection.
+    pub fn gc_lock(&self) -> PathBuf {
+        self.root.join("gc.lock")
+    }
     pub fn index(&self) -> PathBuf {
         self.root.join("index.json")
     }

@@ -53,6 +53,11 @@ use std::path::{Path, PathBuf};
 
 use berth_fs::FileLock;
 
+/// See [`Store::lease`].
+pub struct Lease {
+    _lock: FileLock,
+}
+
 /// An open data root.
 pub struct Store {
     layout: Layout,
@@ -84,6 +89,18 @@ impl Store {
     /// collection) across processes.
     fn lock(&self) -> Result<FileLock> {
         Ok(FileLock::exclusive(&self.layout.lock())?)
+    }
+
+    /// Keeps garbage collection away while it is held: what the holder uses
+    /// (a build's base layers, the layers of its cache) stays on disk even
+    /// when another process removes the last image that names it. Removing
+    /// images still works meanwhile; their layers go with the first
+    /// collection after the lease ends. Released on drop or when the process
+    /// dies.
+    pub fn lease(&self) -> Result<Lease> {
+        Ok(Lease {
+            _lock: FileLock::shared(&self.layout.gc_lock())?,
+        })
     }
 
     pub fn blob_path(&self, digest: &berth_oci::Digest) -> PathBuf {

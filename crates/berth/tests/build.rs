@@ -1209,3 +1209,53 @@ fn copy_keeps_extended_attributes() {
         .expect("the xattr is on the written-out file");
     assert_eq!(&buf[..n], b"kept");
 }
+
+/// A build's base image removed and pruned by another process while the
+/// build runs: the build holds a lease, so its layers stay until it ends,
+/// it completes, and the next prune frees what nothing uses any more.
+#[test]
+fn a_prune_during_a_build_leaves_its_layers() {
+    let t = TestContext::new(env!("CARGO_BIN_EXE_berth"));
+    t.import_busybox("base");
+    let dir = context(
+        &t,
+        "leased",
+        &[(
+            "Dockerfile",
+            "FROM base\nRUN sleep 2.37\nRUN cat /etc/passwd > /copy\n",
+        )],
+    );
+    let running = || {
+        fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("2.37"))
+        })
+    };
+    let child = t
+        .command(["build", "-q", "-t", "leased", dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    berth_test::eventually("the step runs", running);
+    let r = t.run(["image", "prune", "-a", "-f"]).ok();
+    assert!(r.stdout.contains("untagged: base:latest"), "{r}");
+    assert!(r.stderr.contains("a build is running"), "{r}");
+    t.run(["builder", "prune", "-a", "-f"]).ok();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copy = t.run(["run", "--rm", "leased", "cat", "/copy"]).ok().stdout;
+    assert!(copy.starts_with("root:"), "{copy}");
+    t.run(["system", "check", "--deep"]).ok();
+
+    // No lease now: pruning frees the image and every layer.
+    t.run(["builder", "prune", "-a", "-f"]).ok();
+    let r = t.run(["image", "prune", "-a", "-f"]).ok();
+    assert!(!r.stderr.contains("a build is running"), "{r}");
+    assert!(r.stdout.contains("untagged: leased:latest"), "{r}");
+    assert_eq!(fs::read_dir(t.root().join("layers")).unwrap().count(), 0);
+}

@@ -22,7 +22,11 @@ pub fn run(ctx: &Context, a: ImagePruneArgs) -> Result<(), CliError> {
         return Ok(());
     }
     let p = prune_images(&mut ctx.store()?, a.all, &filters)?;
-    prune::report(std::slice::from_ref(&p.section), p.bytes)
+    prune::report(std::slice::from_ref(&p.section), p.bytes)?;
+    if p.deferred {
+        prune::deferred_note();
+    }
+    Ok(())
 }
 
 /// The images part of `image prune` and `system prune`, in Docker's
@@ -49,6 +53,7 @@ pub fn prune_images(store: &mut Store, all: bool, filters: &Filters) -> Result<P
     })?;
     let mut p = Pruned::new("Deleted Images");
     p.bytes = report.bytes;
+    p.deferred = report.deferred;
     p.section.lines = report
         .events
         .into_iter()

@@ -55,9 +55,13 @@ pub fn system(ctx: &Context, a: SystemPruneArgs) -> Result<(), CliError> {
             hex[..hex.len().min(25)].to_string()
         })
         .collect();
+    p.deferred = cache.deferred;
     parts.push(p);
     let sections: Vec<Section> = parts.iter().map(|p| p.section.clone()).collect();
     report(&sections, parts.iter().map(|p| p.bytes).sum())?;
+    if parts.iter().any(|p| p.deferred) {
+        deferred_note();
+    }
     if parts.iter().any(|p| p.failed) {
         return Err(CliError::exit(status::FAILURE));
     }
@@ -104,6 +108,8 @@ pub struct Pruned {
     pub bytes: u64,
     /// Something could not be removed (and was reported); the command fails.
     pub failed: bool,
+    /// A running build holds a lease: layers were kept for it.
+    pub deferred: bool,
 }
 
 impl Pruned {
@@ -115,8 +121,17 @@ impl Pruned {
             },
             bytes: 0,
             failed: false,
+            deferred: false,
         }
     }
+}
+
+/// Says why less than expected was freed: a build's lease kept its layers.
+pub fn deferred_note() {
+    let _ = writeln!(
+        std::io::stderr(),
+        "note: a build is running, so the layers it may use stay on disk; the next prune frees them"
+    );
 }
 
 /// Prints the sections that have lines, each followed by a blank line, then

@@ -115,6 +115,9 @@ pub fn run(ctx: &Context, a: BuildArgs) -> Result<(), CliError> {
         size_budget: report::DEFAULT_BUDGET,
         interrupt: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
     };
+    // From here to the end no garbage collection of another process takes
+    // the layers this build reads or makes.
+    let _lease = ctx.store()?.lease()?;
     // Base images come from a registry when they are not here (as Docker
     // pulls them), or always with --pull.
     let bases = berth_build::base_images(&opts)
@@ -390,5 +393,8 @@ pub fn prune(ctx: &Context, a: BuilderPruneArgs) -> Result<(), CliError> {
         "Total reclaimed space: {}",
         crate::output::units::human_size(r.bytes)
     );
+    if r.deferred {
+        super::prune::deferred_note();
+    }
     Ok(())
 }
