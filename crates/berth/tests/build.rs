@@ -1137,6 +1137,15 @@ fn plain_progress_and_report_snapshot() {
 
 /// Stopped in the middle of a RUN (Ctrl-C, SIGTERM): the step's container
 /// goes, its mounts and staging go, nothing is tagged, and the exit is 130.
+/// Whether a process whose command line holds `marker` runs (a build
+/// step's, told by an unusual argument).
+fn process_running(marker: &str) -> bool {
+    fs::read_dir("/proc").unwrap().flatten().any(|p| {
+        fs::read(p.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+    })
+}
+
 #[test]
 fn an_interrupted_build_cleans_up() {
     let t = ctx();
@@ -1145,12 +1154,7 @@ fn an_interrupted_build_cleans_up() {
         "interrupt",
         &[("Dockerfile", "FROM busybox\nRUN sleep 37.25\n")],
     );
-    let running = || {
-        fs::read_dir("/proc").unwrap().flatten().any(|p| {
-            fs::read(p.path().join("cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("37.25"))
-        })
-    };
+    let running = || process_running("37.25");
     let mut child = t
         .command(["build", "-q", "-t", "interrupted", dir.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
@@ -1225,12 +1229,7 @@ fn a_prune_during_a_build_leaves_its_layers() {
             "FROM base\nRUN sleep 2.37\nRUN cat /etc/passwd > /copy\n",
         )],
     );
-    let running = || {
-        fs::read_dir("/proc").unwrap().flatten().any(|p| {
-            fs::read(p.path().join("cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("2.37"))
-        })
-    };
+    let running = || process_running("2.37");
     let child = t
         .command(["build", "-q", "-t", "leased", dir.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
