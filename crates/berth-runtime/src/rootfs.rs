@@ -69,19 +69,29 @@ pub fn mount_rootfs(layers: &[PathBuf], paths: &RootPaths) -> Result<()> {
         paths.upper.display(),
         paths.work.display()
     );
-    if data.len() > MOUNT_DATA_MAX {
-        return Err(Error::Invalid(format!(
-            "the image has too many layers ({}) for one overlay mount; squash it into fewer layers",
-            layers.len()
-        )));
-    }
-    match mount(
-        "overlay",
-        &paths.merged,
-        "overlay",
-        MountFlags::empty(),
-        data.as_str(),
-    ) {
+    let mounted = if data.len() <= MOUNT_DATA_MAX {
+        mount(
+            "overlay",
+            &paths.merged,
+            "overlay",
+            MountFlags::empty(),
+            data.as_str(),
+        )
+    } else {
+        // Past one page of options the layers go one by one (Linux 6.8+),
+        // so the limit is overlayfs's own stack depth (500), not the length
+        // of the data root's path times the layer count.
+        match mount_layer_by_layer(&lowers, paths) {
+            Err(rustix::io::Errno::INVAL) => {
+                return Err(Error::Invalid(format!(
+                    "the image has too many layers ({}) for one overlay mount on this kernel (Linux 6.8 or later mounts up to 500); squash it into fewer layers",
+                    layers.len()
+                )))
+            }
+            other => other,
+        }
+    };
+    match mounted {
         Ok(()) => Ok(()),
         // No overlayfs in this kernel: fall back to copying.
         Err(rustix::io::Errno::NODEV) => copy_rootfs(layers, &paths.merged),
@@ -90,6 +100,35 @@ pub fn mount_rootfs(layers: &[PathBuf], paths: &RootPaths) -> Result<()> {
             source: e.into(),
         }),
     }
+}
+
+/// The overlay through the new mount API, each lower layer given on its
+/// own (`lowerdir+`), topmost first as in `lowerdir`.
+fn mount_layer_by_layer(lowers: &[String], paths: &RootPaths) -> rustix::io::Result<()> {
+    use rustix::fd::AsFd;
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, FsMountFlags,
+        FsOpenFlags, MountAttrFlags, MoveMountFlags,
+    };
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    for l in lowers {
+        fsconfig_set_string(fs.as_fd(), "lowerdir+", l.as_str())?;
+    }
+    fsconfig_set_string(fs.as_fd(), "upperdir", &paths.upper)?;
+    fsconfig_set_string(fs.as_fd(), "workdir", &paths.work)?;
+    fsconfig_create(fs.as_fd())?;
+    let mnt = fsmount(
+        fs.as_fd(),
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::empty(),
+    )?;
+    move_mount(
+        mnt.as_fd(),
+        "",
+        rustix::fs::CWD,
+        &paths.merged,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
 }
 
 /// The copy snapshotter: applies the layers bottom up into `merged`, honouring

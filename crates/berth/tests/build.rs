@@ -1258,3 +1258,35 @@ fn a_prune_during_a_build_leaves_its_layers() {
     assert!(r.stdout.contains("untagged: leased:latest"), "{r}");
     assert_eq!(fs::read_dir(t.root().join("layers")).unwrap().count(), 0);
 }
+
+/// More layers than one page of overlay mount options holds (about 40 with
+/// a data root's paths): a container still runs on all of them.
+#[test]
+fn an_image_of_many_layers_runs() {
+    let t = ctx();
+    let mut files: Vec<(String, String)> = (1..=70)
+        .map(|i| (format!("f{i}"), format!("{i}\n")))
+        .collect();
+    let mut dockerfile = String::from("FROM busybox\n");
+    for i in 1..=70 {
+        dockerfile.push_str(&format!("COPY f{i} /f{i}\n"));
+    }
+    files.push(("Dockerfile".into(), dockerfile));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let dir = context(&t, "layers", &refs);
+    build(&t, &dir, &["-q", "-t", "layered"]).ok();
+    let layers = json(&t.run(["inspect", "layered"]).ok().stdout)[0]["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(layers, 71);
+    assert_eq!(
+        t.run(["run", "--rm", "layered", "cat", "/f1", "/f70"])
+            .ok()
+            .stdout,
+        "1\n70\n"
+    );
+}
