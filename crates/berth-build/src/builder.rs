@@ -260,7 +260,13 @@ pub fn build(root: &Path, opts: &BuildOptions, reporter: &dyn Reporter) -> Resul
         .clone()
         .or_else(|| Some(shared.now()));
     let mut store = Store::open(root)?;
-    let report = report::inspect(&store, &config, &target_state.chain, opts.size_budget)?;
+    let report = report::inspect(
+        &store,
+        &config,
+        &target_state.chain,
+        target_state.base_layers,
+        opts.size_budget,
+    )?;
     if opts.strict && !report.errors().is_empty() {
         return Err(Error::Policy(report.errors().join("; ")));
     }

@@ -24,10 +24,15 @@ pub const DEFAULT_BUDGET: u64 = 500 * 1000 * 1000;
 pub struct ImageReport {
     pub size: u64,
     pub budget: u64,
-    /// Bytes of files that a later layer deleted or replaced.
+    /// Bytes of files that a later layer deleted or replaced, made by this
+    /// build's own steps.
     pub wasted: u64,
     /// The largest of them: path and size.
     pub wasted_top: Vec<(String, u64)>,
+    /// The same for files of the base image that the build deleted or
+    /// replaced: shipped all the same, but only a different base avoids them.
+    pub base_wasted: u64,
+    pub base_wasted_top: Vec<(String, u64)>,
     /// `USER` of the image; empty is root.
     pub user: String,
     pub secrets: Vec<SecretFile>,
@@ -72,15 +77,17 @@ impl ImageReport {
             ));
         }
         if self.wasted >= WASTE_WORTH_A_WARNING {
-            let top: Vec<String> = self
-                .wasted_top
-                .iter()
-                .map(|(p, s)| format!("{p} ({})", human(*s)))
-                .collect();
             w.push(format!(
                 "{} in earlier layers is deleted or replaced by later ones and still shipped: {}; remove files in the step that creates them",
                 human(self.wasted),
-                top.join(", ")
+                listed(&self.wasted_top)
+            ));
+        }
+        if self.base_wasted >= WASTE_WORTH_A_WARNING {
+            w.push(format!(
+                "{} of the base image is deleted or replaced by this build and still shipped: {}; a base image without those files avoids it",
+                human(self.base_wasted),
+                listed(&self.base_wasted_top)
             ));
         }
         if self.runs_as_root() {
@@ -88,6 +95,13 @@ impl ImageReport {
         }
         w
     }
+}
+
+fn listed(top: &[(String, u64)]) -> String {
+    top.iter()
+        .map(|(p, s)| format!("{p} ({})", human(*s)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Docker's size format (`docker images`): decimal units, 3 significant digits.
@@ -115,12 +129,14 @@ pub fn inspect(
     store: &Store,
     config: &ImageConfig,
     chain: &[Digest],
+    base_layers: usize,
     budget: u64,
 ) -> Result<ImageReport> {
     let mut size = 0;
     // Every regular file still visible: path -> (layer, size).
     let mut live: BTreeMap<PathBuf, (usize, u64)> = BTreeMap::new();
-    let mut wasted: BTreeMap<PathBuf, u64> = BTreeMap::new();
+    // Hidden bytes: path -> bytes from the base's layers and from the build's.
+    let mut wasted: BTreeMap<PathBuf, Waste> = BTreeMap::new();
     let mut secrets = Vec::new();
     for (i, c) in chain.iter().enumerate() {
         let dir = store.layout().layer_diff(c);
@@ -130,8 +146,8 @@ pub fn inspect(
             if ft.is_char_device() && meta.rdev() == 0 {
                 let gone: Vec<PathBuf> = under(&live, rel);
                 for p in gone {
-                    if let Some((_, s)) = live.remove(&p) {
-                        *wasted.entry(p).or_default() += s;
+                    if let Some(origin) = live.remove(&p) {
+                        *wasted.entry(p).or_default() += origin;
                     }
                 }
                 return;
@@ -142,15 +158,15 @@ pub fn inspect(
                     .filter(|p| p != rel && live.get(p).is_some_and(|(l, _)| *l < i))
                     .collect();
                 for p in gone {
-                    if let Some((_, s)) = live.remove(&p) {
-                        *wasted.entry(p).or_default() += s;
+                    if let Some(origin) = live.remove(&p) {
+                        *wasted.entry(p).or_default() += origin;
                     }
                 }
             }
             if ft.is_file() {
                 size += meta.len();
-                if let Some((_, s)) = live.insert(rel.to_path_buf(), (i, meta.len())) {
-                    *wasted.entry(rel.to_path_buf()).or_default() += s;
+                if let Some(origin) = live.insert(rel.to_path_buf(), (i, meta.len())) {
+                    *wasted.entry(rel.to_path_buf()).or_default() += origin;
                 }
             }
             entries.push(crate::copy::entry_of(rel, meta));
@@ -166,17 +182,15 @@ pub fn inspect(
             }
         }
     }
-    let mut top: Vec<(String, u64)> = wasted
-        .iter()
-        .map(|(p, s)| (format!("/{}", p.display()), *s))
-        .collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    top.truncate(3);
+    let (own, own_top) = largest(&wasted, base_layers, false);
+    let (base, base_top) = largest(&wasted, base_layers, true);
     Ok(ImageReport {
         size,
         budget,
-        wasted: wasted.values().sum(),
-        wasted_top: top,
+        wasted: own,
+        wasted_top: own_top,
+        base_wasted: base,
+        base_wasted_top: base_top,
         user: config
             .config
             .as_ref()
@@ -184,6 +198,41 @@ pub fn inspect(
             .unwrap_or_default(),
         secrets,
     })
+}
+
+/// Bytes hidden at one path, by the layers that wrote them.
+#[derive(Default)]
+struct Waste(Vec<(usize, u64)>);
+
+impl std::ops::AddAssign<(usize, u64)> for Waste {
+    fn add_assign(&mut self, origin: (usize, u64)) {
+        self.0.push(origin);
+    }
+}
+
+/// The total and the three largest paths of the waste from the base's
+/// layers (`from_base`) or from the build's own.
+fn largest(
+    wasted: &BTreeMap<PathBuf, Waste>,
+    base_layers: usize,
+    from_base: bool,
+) -> (u64, Vec<(String, u64)>) {
+    let mut top: Vec<(String, u64)> = wasted
+        .iter()
+        .map(|(p, w)| {
+            let bytes =
+                w.0.iter()
+                    .filter(|(layer, _)| (*layer < base_layers) == from_base)
+                    .map(|(_, s)| s)
+                    .sum();
+            (format!("/{}", p.display()), bytes)
+        })
+        .filter(|(_, b)| *b > 0)
+        .collect();
+    let total = top.iter().map(|(_, b)| b).sum();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    top.truncate(3);
+    (total, top)
 }
 
 fn under(live: &BTreeMap<PathBuf, (usize, u64)>, rel: &Path) -> Vec<PathBuf> {

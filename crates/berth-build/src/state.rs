@@ -36,6 +36,9 @@ pub struct StageState {
     pub last_created: Option<String>,
     /// A CMD was set in this stage (an ENTRYPOINT then keeps it).
     pub cmd_set: bool,
+    /// How many of `chain`'s layers (the lowest) come from the base image
+    /// rather than from this Dockerfile's steps.
+    pub base_layers: usize,
 }
 
 impl StageState {
@@ -50,6 +53,7 @@ impl StageState {
         }
         Self {
             config: base,
+            base_layers: chain.len(),
             chain,
             args: Envs::new(),
             last_created,

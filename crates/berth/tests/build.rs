@@ -904,6 +904,41 @@ fn outputs_write_archives_peers_can_read() {
     }
 }
 
+/// Files of the base image that the build deletes are named as the base's:
+/// the advice is about the base, not about the step.
+#[test]
+fn the_report_tells_base_waste_from_the_builds_own() {
+    let t = ctx();
+    t.run([
+        "run",
+        "--name",
+        "fat",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 3000000 /dev/zero > /cache.bin",
+    ])
+    .ok();
+    t.run(["commit", "fat", "fat-base"]).ok();
+    let dir = context(
+        &t,
+        "base-waste",
+        &[(
+            "Dockerfile",
+            "FROM fat-base\nRUN rm /cache.bin\nRUN head -c 2000000 /dev/zero > /own && rm /own\n",
+        )],
+    );
+    let r = build(&t, &dir, &["-t", "slimmed"]).ok();
+    assert!(r.stderr.contains("wasted    3MB"), "{r}");
+    assert!(
+        r.stderr
+            .contains("3MB of the base image is deleted or replaced by this build"),
+        "{r}"
+    );
+    assert!(r.stderr.contains("/cache.bin (3MB)"), "{r}");
+    assert!(!r.stderr.contains("remove files in the step"), "{r}");
+}
+
 #[test]
 fn the_report_names_size_waste_user_and_secrets() {
     let t = ctx();

@@ -335,8 +335,12 @@ fn print_report(
             r.user.clone()
         }
     );
-    if r.wasted > 0 {
-        let _ = writeln!(err, "  wasted    {}", report::human(r.wasted));
+    if r.wasted + r.base_wasted > 0 {
+        let _ = writeln!(
+            err,
+            "  wasted    {}",
+            report::human(r.wasted + r.base_wasted)
+        );
     }
     for e in r.errors() {
         let _ = writeln!(err, "  error     {e}");
