@@ -47,7 +47,8 @@ start_private_dockerd() {
         --host "unix://$sock" --bridge=none --iptables=false --ip-masq=false \
         >"$dir/dockerd.log" 2>&1 &
     local pid=$!
-    trap "kill $pid 2>/dev/null; wait $pid 2>/dev/null || true" EXIT
+    # The engine goes with the caller, and so does everything it kept.
+    trap "kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf '$dir'" EXIT
     local i
     for i in $(seq 1 60); do
         if DOCKER_HOST="unix://$sock" docker info >/dev/null 2>&1; then

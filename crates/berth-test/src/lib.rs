@@ -230,20 +230,40 @@ fn regex_escape(s: &str) -> String {
         .collect()
 }
 
+/// A file that every test process shares, made by the first that needs it:
+/// one copy per process would pile up in /tmp, as every test is a process.
+/// `depends_on` is what the content is made from (with this file's source,
+/// which makes it); the file is written under a temporary name and renamed,
+/// so no process reads half of one.
+fn shared_file(name: &str, depends_on: &str, make: impl FnOnce(&Path)) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    include_str!("lib.rs").hash(&mut h);
+    depends_on.hash(&mut h);
+    let dir = std::env::temp_dir().join("berth-test-cache");
+    fs::create_dir_all(&dir).expect("create the test cache");
+    let path = dir.join(format!("{name}-{:016x}.tar", h.finish()));
+    if !path.is_file() {
+        let part = tempfile::Builder::new()
+            .prefix(".part-")
+            .tempfile_in(&dir)
+            .expect("temp file");
+        make(part.path());
+        part.persist(&path).expect("keep the shared file");
+    }
+    path
+}
+
 /// A tar of a minimal busybox root filesystem: /bin/busybox with its applet
-/// links, /etc/passwd and /etc/group with root and nobody, /tmp. Made once per
-/// test process.
+/// links, /etc/passwd and /etc/group with root and nobody, /tmp. Made once
+/// for every test process.
 pub fn busybox_rootfs_tar() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
     TAR.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-busybox-")
-            .tempdir()
-            .expect("temp dir")
-            .keep();
-        let path = dir.join("busybox-rootfs.tar");
-        write_busybox_rootfs(&path);
-        path
+        let version = fs::metadata(BUSYBOX)
+            .map(|m| format!("{} {:?}", m.len(), m.modified().ok()))
+            .unwrap_or_default();
+        shared_file("busybox-rootfs", &version, write_busybox_rootfs)
     })
 }
 
@@ -315,51 +335,46 @@ pub const FIXTURE_EPOCH: i64 = 1_700_000_000;
 /// symlink.
 pub fn fixture_rootfs_tar() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
-    TAR.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-fixture-")
-            .tempdir()
-            .expect("temp dir")
-            .keep();
-        let path = dir.join("fixture-rootfs.tar");
-        let mut b = tar::Builder::new(fs::File::create(&path).expect("create fixture"));
-        let mut add = |p: &str, kind: tar::EntryType, data: &[u8], link: Option<&str>| {
-            let mut h = tar::Header::new_ustar();
-            h.set_entry_type(kind);
-            h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
-            h.set_size(data.len() as u64);
-            h.set_mtime(1_700_000_000);
-            h.set_uid(0);
-            h.set_gid(0);
-            match link {
-                Some(l) => b.append_link(&mut h, p, l).expect("link"),
-                None => b.append_data(&mut h, p, data).expect("entry"),
-            }
-        };
-        add("etc/", tar::EntryType::Directory, b"", None);
-        add(
-            "etc/passwd",
-            tar::EntryType::Regular,
-            b"root:x:0:0:root:/root:/bin/sh\n",
-            None,
-        );
-        add("app/", tar::EntryType::Directory, b"", None);
-        add("app/data.bin", tar::EntryType::Regular, &[7u8; 1000], None);
-        add(
-            "app/readme.txt",
-            tar::EntryType::Regular,
-            &[b'x'; 470],
-            None,
-        );
-        add(
-            "app/current",
-            tar::EntryType::Symlink,
-            b"",
-            Some("data.bin"),
-        );
-        b.into_inner().expect("finish fixture");
-        path
-    })
+    TAR.get_or_init(|| shared_file("fixture-rootfs", "", write_fixture_rootfs))
+}
+
+fn write_fixture_rootfs(path: &Path) {
+    let mut b = tar::Builder::new(fs::File::create(path).expect("create fixture"));
+    let mut add = |p: &str, kind: tar::EntryType, data: &[u8], link: Option<&str>| {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+        h.set_size(data.len() as u64);
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        match link {
+            Some(l) => b.append_link(&mut h, p, l).expect("link"),
+            None => b.append_data(&mut h, p, data).expect("entry"),
+        }
+    };
+    add("etc/", tar::EntryType::Directory, b"", None);
+    add(
+        "etc/passwd",
+        tar::EntryType::Regular,
+        b"root:x:0:0:root:/root:/bin/sh\n",
+        None,
+    );
+    add("app/", tar::EntryType::Directory, b"", None);
+    add("app/data.bin", tar::EntryType::Regular, &[7u8; 1000], None);
+    add(
+        "app/readme.txt",
+        tar::EntryType::Regular,
+        &[b'x'; 470],
+        None,
+    );
+    add(
+        "app/current",
+        tar::EntryType::Symlink,
+        b"",
+        Some("data.bin"),
+    );
+    b.into_inner().expect("finish fixture");
 }
 
 /// Whether an external tool is on PATH. In CI a missing tool is an error (its
