@@ -81,15 +81,17 @@ pub fn confirm(warning: &str, force: bool) -> Result<bool, CliError> {
             .replace("\n  - ", ", ");
         let stop = if warning.ends_with('.') { "" } else { "." };
         return Err(CliError::new(format!(
-            "{warning}{stop} Not asking without a terminal: add -f to confirm."
+            "{warning}{stop} Not asking without a terminal: add -f (--force) to confirm."
         )));
     }
-    let mut err = std::io::stderr();
+    // Docker asks on standard output.
+    let mut out = output::stdout();
     write!(
-        err,
+        out,
         "WARNING! {warning}\nAre you sure you want to continue? [y/N] "
     )?;
-    err.flush()?;
+    out.flush()?;
+    drop(out);
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))

@@ -2,7 +2,7 @@
 //! restarting, and says how much space their writable layers held.
 
 use std::collections::HashSet;
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -17,12 +17,9 @@ use crate::commands::prune::{self, Filters, Pruned};
 use crate::error::CliError;
 use crate::output;
 
-const WARNING: &str =
-    "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ";
-
 pub fn run(ctx: &Context, a: PruneArgs) -> Result<(), CliError> {
     let filters = Filters::parse(&a.filter)?;
-    if !a.force && !confirmed()? {
+    if !prune::confirm("This will remove all stopped containers.", a.force)? {
         // Docker says nothing more than the total of what it did: nothing.
         writeln!(output::stdout(), "Total reclaimed space: 0B")?;
         return Ok(());
@@ -79,23 +76,6 @@ fn matches(f: &Filters, c: &ContainerRecord) -> bool {
     f.matches_labels(&config.labels)
 }
 
-/// Docker's prompt, answered on a terminal. Without one there is no one to
-/// ask, and reading a pipe could wait forever (a CI job's open stdin), so the
-/// command refuses rather than guess.
-fn confirmed() -> Result<bool, CliError> {
-    if !io::stdin().is_terminal() {
-        return Err(CliError::new(
-            "container prune needs a confirmation, and standard input is not a terminal to ask on; use --force (-f) to remove all stopped containers without a prompt",
-        ));
-    }
-    let mut out = output::stdout();
-    write!(out, "{WARNING}")?;
-    out.flush()?;
-    drop(out);
-    let mut answer = String::new();
-    io::stdin().lock().read_line(&mut answer)?;
-    Ok(answer.trim().eq_ignore_ascii_case("y"))
-}
 
 /// Bytes in a writable layer, counted as Docker's SizeRw: regular files by
 /// size (hard links once), symlinks by target length, directories nothing.
