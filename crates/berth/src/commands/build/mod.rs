@@ -363,23 +363,13 @@ fn print_report(
 }
 
 pub fn prune(ctx: &Context, a: BuilderPruneArgs) -> Result<(), CliError> {
-    if !a.force {
-        let what = if a.all {
-            "all build cache"
-        } else {
-            "all dangling build cache"
-        };
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] "
-        );
-        let _ = err.flush();
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
-            return Ok(());
-        }
+    let warning = if a.all {
+        "This will remove all build cache."
+    } else {
+        "This will remove all dangling build cache."
+    };
+    if !super::prune::confirm(warning, a.force)? {
+        return Ok(());
     }
     let mut store = ctx.store()?;
     let r = store.prune_build_cache(a.all)?;
