@@ -76,7 +76,6 @@ fn matches(f: &Filters, c: &ContainerRecord) -> bool {
     f.matches_labels(&config.labels)
 }
 
-
 /// Bytes in a writable layer, counted as Docker's SizeRw: regular files by
 /// size (hard links once), symlinks by target length, directories nothing.
 pub fn upper_size(dir: &Path) -> u64 {
