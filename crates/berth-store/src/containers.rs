@@ -139,6 +139,16 @@ impl Store {
                 id,
             });
         }
+        // Removed since the caller resolved it (an rmi or a prune meanwhile).
+        let image_there = tx
+            .query_row("SELECT 1 FROM images WHERE id = ?1", [&c.image_id], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some();
+        if !image_there {
+            return Err(Error::NoSuchImage(c.image.clone()));
+        }
         tx.execute(
             "INSERT INTO containers (id, name, image_id, image, config, created, status)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -248,5 +258,38 @@ impl Store {
         ))?;
         let rows = stmt.query_map([image_id], from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_of_a_removed_image_is_refused_by_name() {
+        let root = tempfile::tempdir().unwrap();
+        let mut store = Store::open(root.path()).unwrap();
+        let record = ContainerRecord {
+            id: "c".repeat(64),
+            name: "late".into(),
+            image_id: format!("sha256:{}", "a".repeat(64)),
+            image: "gone:latest".into(),
+            config: "{}".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            status: ContainerStatus::Created,
+            pid: 0,
+            pid_start: 0,
+            monitor_pid: 0,
+            monitor_start: 0,
+            exit_code: 0,
+            started_at: None,
+            finished_at: None,
+            oom_killed: false,
+            restart_count: 0,
+            stop_requested: false,
+            error: String::new(),
+        };
+        let err = store.create_container(&record).unwrap_err();
+        assert_eq!(err.to_string(), "No such image: gone:latest");
     }
 }
