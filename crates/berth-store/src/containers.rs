@@ -7,8 +7,9 @@ use crate::error::{Error, Result};
 use crate::Store;
 
 /// Docker's container states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ContainerStatus {
+    #[default]
     Created,
     Running,
     Paused,
@@ -46,7 +47,8 @@ impl ContainerStatus {
     }
 }
 
-#[derive(Debug, Clone)]
+/// The default is a container just created: no process, no exit yet.
+#[derive(Debug, Clone, Default)]
 pub struct ContainerRecord {
     pub id: String,
     pub name: String,
@@ -276,18 +278,7 @@ mod tests {
             image: "gone:latest".into(),
             config: "{}".into(),
             created: "2026-01-01T00:00:00Z".into(),
-            status: ContainerStatus::Created,
-            pid: 0,
-            pid_start: 0,
-            monitor_pid: 0,
-            monitor_start: 0,
-            exit_code: 0,
-            started_at: None,
-            finished_at: None,
-            oom_killed: false,
-            restart_count: 0,
-            stop_requested: false,
-            error: String::new(),
+            ..Default::default()
         };
         let err = store.create_container(&record).unwrap_err();
         assert_eq!(err.to_string(), "No such image: gone:latest");

@@ -107,6 +107,19 @@ pub(crate) fn insert_layer(
     Ok(())
 }
 
+/// Drops name `r` (a tag or a digest reference), within the caller's
+/// transaction, and says so in `events`.
+fn untag(
+    tx: &rusqlite::Transaction<'_>,
+    r: &Reference,
+    events: &mut Vec<RemoveEvent>,
+) -> Result<()> {
+    tx.execute("DELETE FROM tags WHERE name = ?1", [r.to_string()])?;
+    tx.execute("DELETE FROM repo_digests WHERE name = ?1", [r.to_string()])?;
+    events.push(RemoveEvent::Untagged(r.clone()));
+    Ok(())
+}
+
 impl Store {
     /// Moves a staged layer's tree, and its tar or compressed blob, into
     /// place as `cid` (the caller holds the lock and records it in a
@@ -519,15 +532,6 @@ impl Store {
         let tx = self
             .db
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let untag = |tx: &rusqlite::Transaction,
-                     r: &Reference,
-                     events: &mut Vec<RemoveEvent>|
-         -> Result<()> {
-            tx.execute("DELETE FROM tags WHERE name = ?1", [r.to_string()])?;
-            tx.execute("DELETE FROM repo_digests WHERE name = ?1", [r.to_string()])?;
-            events.push(RemoveEvent::Untagged(r.clone()));
-            Ok(())
-        };
         let names: Vec<Reference> = img.tags.iter().chain(&img.digests).cloned().collect();
         match by_name {
             Some(r) => {
@@ -628,9 +632,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         for img in &victims {
             for r in img.tags.iter().chain(&img.digests) {
-                tx.execute("DELETE FROM tags WHERE name = ?1", [r.to_string()])?;
-                tx.execute("DELETE FROM repo_digests WHERE name = ?1", [r.to_string()])?;
-                report.events.push(RemoveEvent::Untagged(r.clone()));
+                untag(&tx, r, &mut report.events)?;
             }
             tx.execute("DELETE FROM images WHERE id = ?1", [img.id.as_str()])?;
             report.events.push(RemoveEvent::Deleted(img.id.clone()));

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use berth_oci::ImageConfig;
 use berth_runtime::{ContainerConfig, HostConfig, RestartPolicy};
-use berth_store::{ContainerRecord, ContainerStatus};
+use berth_store::ContainerRecord;
 
 use super::{spawn_monitor, stream, Context, MonitorEvent};
 use crate::cli::RunArgs;
@@ -319,18 +319,7 @@ pub fn create(ctx: &Context, a: &RunArgs) -> Result<ContainerRecord, CliError> {
         image: a.image.clone(),
         config: serde_json::to_string(&config).expect("config serializes"),
         created: berth_runtime::monitor::now(),
-        status: ContainerStatus::Created,
-        pid: 0,
-        pid_start: 0,
-        monitor_pid: 0,
-        monitor_start: 0,
-        exit_code: 0,
-        started_at: None,
-        finished_at: None,
-        oom_killed: false,
-        restart_count: 0,
-        stop_requested: false,
-        error: String::new(),
+        ..Default::default()
     };
     let dir = store.layout().container(&id);
     std::fs::create_dir_all(&dir)
