@@ -7,7 +7,7 @@ use berth_oci::Digest;
 
 use crate::compression::{decoder, Compression};
 use crate::error::{Error, Result};
-use crate::unpack::{unpack_layer, LayerStats};
+use crate::unpack::{read_full, unpack_layer, LayerStats};
 
 /// A tar archive ends with two zero blocks; anything shorter with no entries is
 /// not a tar at all (an empty file, say).
@@ -200,22 +200,6 @@ impl Queue {
             }
         }
     }
-}
-
-/// Fills `buf` as far as the input goes (a decompressor returns a little at
-/// a time; whole chunks keep the hand-over cheap). Returns the bytes read (0
-/// at the end) and the error that stopped it, if one did.
-fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
-    let mut n = 0;
-    while n < buf.len() {
-        match reader.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (n, Some(e)),
-        }
-    }
-    (n, None)
 }
 
 /// A tee that may be absent.

@@ -41,6 +41,23 @@ pub struct LayerStats {
 /// copying.
 const WRITE_BUFFER: usize = 1 << 20;
 
+/// Fills `buf` as far as the input goes: a decompressor returns a little at
+/// a time, and fewer, larger hand-overs (to a queue, to a write) are cheaper.
+/// Returns the bytes read (0 at the end) and the error that stopped it, if
+/// one did.
+pub(crate) fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (n, Some(e)),
+        }
+    }
+    (n, None)
+}
+
 /// Copies `r` to the end into `w` through `buf` (grown as a file needs, up
 /// to [`WRITE_BUFFER`], and kept for the next file). Returns the bytes copied.
 fn copy_in_large_writes(
@@ -53,14 +70,9 @@ fn copy_in_large_writes(
         if buf.is_empty() {
             buf.resize(8 << 10, 0);
         }
-        let mut n = 0;
-        while n < buf.len() {
-            match r.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        let (n, error) = read_full(r, buf);
+        if let Some(e) = error {
+            return Err(e);
         }
         if n == 0 {
             return Ok(total);
