@@ -69,9 +69,6 @@ pub enum Error {
         expected: u64,
         actual: u64,
     },
-    /// The store has neither the tar nor a compressed blob of a layer to push.
-    #[error("layer {0} has neither its tar nor a compressed blob in the store; remove the image and pull or build it again")]
-    MissingLayer(Digest),
     /// A manifest or index berth cannot use.
     #[error("invalid manifest for {reference}: {reason}")]
     BadManifest { reference: String, reason: String },

@@ -54,9 +54,10 @@ struct Candidate {
 
 struct LayerPlan {
     diff_id: Digest,
-    /// Where the tar comes from when it must be compressed; `None` when the
-    /// store has no copy of it (only a registry may then still hold it).
-    source: Option<LayerSource>,
+    /// Where the tar comes from when it must be compressed; the store's
+    /// error when it has no copy of it (only a registry may then still hold
+    /// it, which is an error only if none does).
+    source: berth_store::Result<LayerSource>,
     candidates: Vec<Candidate>,
 }
 
@@ -92,7 +93,7 @@ pub fn push(
         }
         plans.push(LayerPlan {
             diff_id: l.diff_id.clone(),
-            source: store.layer_source(&l.diff_id).ok(),
+            source: store.layer_source(&l.diff_id),
             candidates,
         });
     }
@@ -235,11 +236,9 @@ fn push_layer(
     let (file, digest, size) = match kept {
         Some(k) => k,
         None => {
-            let Some(source) = &plan.source else {
-                return Err(Error::MissingLayer(plan.diff_id.clone()));
-            };
+            let source = plan.source?;
             progress.layer(&id, LayerEvent::Compressing);
-            let (f, d, s) = compress_layer(source, &plan.diff_id, blobs_dir)?;
+            let (f, d, s) = compress_layer(&source, &plan.diff_id, blobs_dir)?;
             compressed.lock().expect("compressed lock").push(LayerBlob {
                 diff_id: plan.diff_id.clone(),
                 digest: d.clone(),
