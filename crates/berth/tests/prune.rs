@@ -254,6 +254,20 @@ fn system_prune_keeps_what_is_in_use() {
     assert_eq!(t.run(["ps", "-aq"]).ok().stdout.lines().count(), 1);
     assert_eq!(t.run(["volume", "ls", "-q"]).ok().stdout.lines().count(), 2);
 
+    // The label filters reach the volumes too.
+    let r = t
+        .run([
+            "system",
+            "prune",
+            "-f",
+            "--volumes",
+            "--filter",
+            "label=nosuch",
+        ])
+        .ok();
+    assert!(!r.stdout.contains("Deleted Volumes:"), "{r}");
+    assert_eq!(t.run(["volume", "ls", "-q"]).ok().stdout.lines().count(), 2);
+
     let r = t.run(["system", "prune", "-f", "--volumes"]).ok();
     assert!(
         r.stdout

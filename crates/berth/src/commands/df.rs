@@ -138,8 +138,7 @@ pub fn run(ctx: &Context, a: DfArgs) -> Result<(), CliError> {
         for (c, size) in containers.iter().zip(&container_sizes) {
             let cfg: ContainerConfig = serde_json::from_str(&c.config).unwrap_or_default();
             let command = super::container::argv(&cfg);
-            let created =
-                chrono::DateTime::parse_from_rfc3339(&c.created).map_or(0, |t| t.timestamp());
+            let created = units::unix_time(&c.created);
             rows.push(json!({
                 "ID": &c.id[..12],
                 "Image": c.image,
@@ -199,8 +198,7 @@ pub fn run(ctx: &Context, a: DfArgs) -> Result<(), CliError> {
             .iter()
             .map(|r| {
                 let hex = r.key.strip_prefix("sha256:").unwrap_or(&r.key);
-                let created =
-                    chrono::DateTime::parse_from_rfc3339(&r.created).map_or(0, |t| t.timestamp());
+                let created = units::unix_time(&r.created);
                 json!({
                     "ID": &hex[..hex.len().min(12)],
                     "CacheType": if r.chain_id.is_some() { "regular" } else { "internal" },

@@ -22,11 +22,7 @@ pub fn run(ctx: &Context, a: ImagePruneArgs) -> Result<(), CliError> {
         return Ok(());
     }
     let p = prune_images(&mut ctx.store()?, a.all, &filters)?;
-    prune::report(std::slice::from_ref(&p.section), p.bytes)?;
-    if p.deferred {
-        prune::deferred_note();
-    }
-    Ok(())
+    prune::report(&[p])
 }
 
 /// The images part of `image prune` and `system prune`, in Docker's

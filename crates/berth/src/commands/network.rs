@@ -363,9 +363,7 @@ pub fn prune_networks(
 ) -> Result<super::prune::Pruned, CliError> {
     let mut p = super::prune::Pruned::new("Deleted Networks");
     for n in store.networks()? {
-        let created = chrono::DateTime::parse_from_rfc3339(&n.created)
-            .map(|t| t.timestamp())
-            .unwrap_or(0);
+        let created = crate::output::units::unix_time(&n.created);
         if n.name == DEFAULT_BRIDGE
             || !filters.matches_time(created)
             || !filters.matches_labels(&n.labels)

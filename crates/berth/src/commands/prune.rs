@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 
+use berth_store::Store;
+
 use super::Context;
 use crate::cli::SystemPruneArgs;
 use crate::commands::parse_filters;
@@ -36,15 +38,22 @@ pub fn system(ctx: &Context, a: SystemPruneArgs) -> Result<(), CliError> {
         &mut store, &filters,
     )?];
     if a.volumes {
-        let labels = filters.label_values();
-        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-        parts.push(super::volume::prune_volumes(&mut store, false, &labels)?);
+        parts.push(super::volume::prune_volumes(&mut store, false, &|l| {
+            filters.matches_labels(l)
+        })?);
     }
     parts.push(super::network::prune_networks(&mut store, &filters)?);
     parts.push(super::image_prune::prune_images(
         &mut store, a.all, &filters,
     )?);
-    let cache = store.prune_build_cache(a.all)?;
+    parts.push(build_cache(&mut store, a.all)?);
+    report(&parts)
+}
+
+/// The build cache part of `builder prune` and `system prune`: dangling
+/// records, or all with `all`, listed by the first 25 digits of their keys.
+pub fn build_cache(store: &mut Store, all: bool) -> Result<Pruned, CliError> {
+    let cache = store.prune_build_cache(all)?;
     let mut p = Pruned::new("Deleted build cache objects");
     p.bytes = cache.bytes;
     p.section.lines = cache
@@ -56,16 +65,7 @@ pub fn system(ctx: &Context, a: SystemPruneArgs) -> Result<(), CliError> {
         })
         .collect();
     p.deferred = cache.deferred;
-    parts.push(p);
-    let sections: Vec<Section> = parts.iter().map(|p| p.section.clone()).collect();
-    report(&sections, parts.iter().map(|p| p.bytes).sum())?;
-    if parts.iter().any(|p| p.deferred) {
-        deferred_note();
-    }
-    if parts.iter().any(|p| p.failed) {
-        return Err(CliError::exit(status::FAILURE));
-    }
-    Ok(())
+    Ok(p)
 }
 
 /// Asks Docker's question unless `-f`; refuses without a terminal to ask on.
@@ -98,7 +98,6 @@ pub fn confirm(warning: &str, force: bool) -> Result<bool, CliError> {
 }
 
 /// One "Deleted …:" section of a prune's report.
-#[derive(Clone)]
 pub struct Section {
     pub heading: &'static str,
     pub lines: Vec<String>,
@@ -128,30 +127,37 @@ impl Pruned {
     }
 }
 
-/// Says why less than expected was freed: a build's lease kept its layers.
-pub fn deferred_note() {
-    let _ = writeln!(
-        std::io::stderr(),
-        "note: a build is running, so the layers it may use stay on disk; the next prune frees them"
-    );
-}
-
 /// Prints the sections that have lines, each followed by a blank line, then
-/// Docker's total.
-pub fn report(sections: &[Section], reclaimed: u64) -> Result<(), CliError> {
+/// Docker's total; says why less than expected was freed when a build's
+/// lease kept layers; fails when a part could not remove something.
+pub fn report(parts: &[Pruned]) -> Result<(), CliError> {
     let mut out = output::stdout();
-    for s in sections.iter().filter(|s| !s.lines.is_empty()) {
+    for s in parts.iter().map(|p| &p.section) {
+        if s.lines.is_empty() {
+            continue;
+        }
         writeln!(out, "{}:", s.heading)?;
         for l in &s.lines {
             writeln!(out, "{l}")?;
         }
         writeln!(out)?;
     }
+    let reclaimed: u64 = parts.iter().map(|p| p.bytes).sum();
     writeln!(
         out,
         "Total reclaimed space: {}",
         units::human_size(reclaimed)
     )?;
+    drop(out);
+    if parts.iter().any(|p| p.deferred) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: a build is running, so the layers it may use stay on disk; the next prune frees them"
+        );
+    }
+    if parts.iter().any(|p| p.failed) {
+        return Err(CliError::exit(status::FAILURE));
+    }
     Ok(())
 }
 
@@ -199,18 +205,6 @@ impl Filters {
     /// Whether something created at `created` (unix seconds) is old enough.
     pub fn matches_time(&self, created: i64) -> bool {
         self.until.is_none_or(|until| created < until)
-    }
-
-    /// The `label=` values as given (`key` or `key=value`), for volumes,
-    /// which take no other filter.
-    pub fn label_values(&self) -> Vec<String> {
-        self.labels
-            .iter()
-            .map(|(k, v)| match v {
-                Some(v) => format!("{k}={v}"),
-                None => k.clone(),
-            })
-            .collect()
     }
 
     /// Whether any label filter was given (reading labels may cost a parse).

@@ -190,24 +190,27 @@ pub fn prune(ctx: &Context, a: VolumePruneArgs) -> Result<(), CliError> {
         .filter(|(k, _)| *k == "label")
         .map(|&(_, v)| v)
         .collect();
-    let p = prune_volumes(&mut ctx.store()?, all, &labels)?;
-    super::prune::report(std::slice::from_ref(&p.section), p.bytes)
+    // Each `label` (`key` or `key=value`) must match.
+    let labelled = |have: &BTreeMap<String, String>| {
+        labels.iter().all(|val| match val.split_once('=') {
+            Some((lk, lv)) => have.get(lk).is_some_and(|x| x == lv),
+            None => have.contains_key(*val),
+        })
+    };
+    let p = prune_volumes(&mut ctx.store()?, all, &labelled)?;
+    super::prune::report(&[p])
 }
 
 /// Removes the volumes no container uses: anonymous ones, or all with
-/// `all`; each `label` (`key` or `key=value`) must match.
+/// `all`; of those, the ones whose labels `labelled` accepts.
 pub fn prune_volumes(
     store: &mut Store,
     all: bool,
-    labels: &[&str],
+    labelled: &dyn Fn(&BTreeMap<String, String>) -> bool,
 ) -> Result<super::prune::Pruned, CliError> {
     let mut p = super::prune::Pruned::new("Deleted Volumes");
     for v in store.volumes()? {
-        let label_ok = labels.iter().all(|val| match val.split_once('=') {
-            Some((lk, lv)) => v.labels.get(lk).is_some_and(|x| x == lv),
-            None => v.labels.contains_key(*val),
-        });
-        if !v.used_by.is_empty() || !(all || v.anonymous) || !label_ok {
+        if !v.used_by.is_empty() || !(all || v.anonymous) || !labelled(&v.labels) {
             continue;
         }
         match store.remove_volume(&v.name) {

@@ -72,6 +72,12 @@ pub fn human_duration(secs: i64) -> String {
     }
 }
 
+/// Unix seconds of a stored RFC 3339 time; 0 (shown as "N/A", and older
+/// than any `until`) when it does not parse.
+pub fn unix_time(rfc3339: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or(0, |t| t.timestamp())
+}
+
 /// "3 hours ago", or "N/A" for an unknown time, as `docker images` shows it.
 pub fn since(unix: i64) -> String {
     if unix <= 0 {

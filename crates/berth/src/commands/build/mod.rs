@@ -371,24 +371,6 @@ pub fn prune(ctx: &Context, a: BuilderPruneArgs) -> Result<(), CliError> {
     if !super::prune::confirm(warning, a.force)? {
         return Ok(());
     }
-    let mut store = ctx.store()?;
-    let r = store.prune_build_cache(a.all)?;
-    let mut out = crate::output::stdout();
-    if !r.records.is_empty() {
-        let _ = writeln!(out, "Deleted build cache objects:");
-        for rec in &r.records {
-            let hex = rec.key.strip_prefix("sha256:").unwrap_or(&rec.key);
-            let _ = writeln!(out, "{}", &hex[..hex.len().min(25)]);
-        }
-        let _ = writeln!(out);
-    }
-    let _ = writeln!(
-        out,
-        "Total reclaimed space: {}",
-        crate::output::units::human_size(r.bytes)
-    );
-    if r.deferred {
-        super::prune::deferred_note();
-    }
-    Ok(())
+    let p = super::prune::build_cache(&mut ctx.store()?, a.all)?;
+    super::prune::report(&[p])
 }

@@ -81,7 +81,6 @@ pub fn wait_inactive(
     }
 }
 
-/// Docker's STATUS column: "Up 5 seconds", "Exited (0) 3 minutes ago", …
 /// What the container runs: its entrypoint, then its command.
 pub fn argv(cfg: &berth_runtime::ContainerConfig) -> Vec<String> {
     cfg.entrypoint
@@ -92,6 +91,7 @@ pub fn argv(cfg: &berth_runtime::ContainerConfig) -> Vec<String> {
         .collect()
 }
 
+/// Docker's STATUS column: "Up 5 seconds", "Exited (0) 3 minutes ago", …
 pub fn status_text(c: &ContainerRecord) -> String {
     let since = |t: &Option<String>| {
         t.as_deref()

@@ -26,11 +26,7 @@ pub fn run(ctx: &Context, a: PruneArgs) -> Result<(), CliError> {
     }
     let mut store = ctx.store()?;
     let p = prune_containers(&mut store, &filters)?;
-    prune::report(std::slice::from_ref(&p.section), p.bytes)?;
-    if p.failed {
-        return Err(CliError::exit(crate::error::status::FAILURE));
-    }
-    Ok(())
+    prune::report(&[p])
 }
 
 /// Removes the containers that are not running, paused or restarting and
@@ -63,10 +59,7 @@ pub fn prune_containers(store: &mut Store, filters: &Filters) -> Result<Pruned, 
 }
 
 fn matches(f: &Filters, c: &ContainerRecord) -> bool {
-    let created = chrono::DateTime::parse_from_rfc3339(&c.created)
-        .map(|t| t.timestamp())
-        .unwrap_or(0);
-    if !f.matches_time(created) {
+    if !f.matches_time(output::units::unix_time(&c.created)) {
         return false;
     }
     if !f.has_label_filters() {
