@@ -82,6 +82,15 @@ impl TestContext {
         self.root.path()
     }
 
+    /// The names of the files in the root's blob directory (digests' hex).
+    pub fn blob_names(&self) -> Vec<String> {
+        fs::read_dir(self.root().join("blobs/sha256"))
+            .expect("read the blob directory")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
     /// A scratch directory for the test's own files; commands run in it.
     pub fn work(&self) -> &Path {
         self.work.path()
@@ -345,7 +354,7 @@ fn write_fixture_rootfs(path: &Path) {
         h.set_entry_type(kind);
         h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
         h.set_size(data.len() as u64);
-        h.set_mtime(1_700_000_000);
+        h.set_mtime(FIXTURE_EPOCH as u64);
         h.set_uid(0);
         h.set_gid(0);
         match link {

@@ -369,11 +369,7 @@ fn compressed_layers_are_kept_as_they_came() {
 
     let b = ctx();
     b.run(["load", "-i", gz.to_str().unwrap()]).ok();
-    let blobs: Vec<String> = fs::read_dir(b.root().join("blobs/sha256"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let blobs = b.blob_names();
     let diff_id = json(&b.run(["inspect", &id]).ok().stdout)[0]["RootFS"]["Layers"][0]
         .as_str()
         .unwrap()

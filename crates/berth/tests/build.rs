@@ -1170,8 +1170,6 @@ fn plain_progress_and_report_snapshot() {
     });
 }
 
-/// Stopped in the middle of a RUN (Ctrl-C, SIGTERM): the step's container
-/// goes, its mounts and staging go, nothing is tagged, and the exit is 130.
 /// Whether a process whose command line holds `marker` runs (a build
 /// step's, told by an unusual argument).
 fn process_running(marker: &str) -> bool {
@@ -1181,6 +1179,8 @@ fn process_running(marker: &str) -> bool {
     })
 }
 
+/// Stopped in the middle of a RUN (Ctrl-C, SIGTERM): the step's container
+/// goes, its mounts and staging go, nothing is tagged, and the exit is 130.
 #[test]
 fn an_interrupted_build_cleans_up() {
     let t = ctx();

@@ -1557,15 +1557,6 @@ fn a_killed_pull_resumes_where_it_stopped() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// The names of the files in a root's blob directory.
-fn blob_names(t: &TestContext) -> Vec<String> {
-    std::fs::read_dir(t.root().join("blobs/sha256"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
 /// A pulled layer is kept as the compressed blob it came in, not as a
 /// second, uncompressed copy; run, save, load and push all read it from
 /// there, whether it is gzip or zstd.
@@ -1610,7 +1601,7 @@ fn pulled_layers_stay_compressed() {
     let t2 = ctx();
     let u2 = User::new(&t2);
     u2.run(["pull", &zstd]).ok();
-    let blobs = blob_names(&t2);
+    let blobs = t2.blob_names();
     for l in &layers {
         assert!(blobs.contains(&l[7..].to_string()), "{l} kept: {blobs:?}");
     }
@@ -1720,7 +1711,8 @@ fn a_layer_listed_twice_is_downloaded_once() {
     assert_eq!(diff_ids(&u2, &through), vec![diff.as_str().unwrap(); 2]);
     u2.run(["run", "--rm", &through, "true"]).ok();
     t2.run(["system", "check", "--deep"]).ok();
-    let left: Vec<String> = blob_names(&t2)
+    let left: Vec<String> = t2
+        .blob_names()
         .into_iter()
         .filter(|n| n.starts_with('.'))
         .collect();
@@ -1740,12 +1732,13 @@ fn a_failed_push_keeps_its_compressed_layers() {
     let u = User::new(&t);
     let app = format!("{host}/again/app:v1");
     t.import_busybox(&app);
-    let before = blob_names(&t);
+    let before = t.blob_names();
 
     proxy.fail("POST", "/blobs/uploads/", Fault::Status(400), 1);
     let r = u.run(["push", &app]).fails(1);
     assert!(r.stderr.contains("400"), "{r}");
-    let made: Vec<String> = blob_names(&t)
+    let made: Vec<String> = t
+        .blob_names()
         .into_iter()
         .filter(|n| !before.contains(n))
         .collect();
